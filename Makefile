@@ -1,0 +1,74 @@
+# Every entry point of ironlb. `make help` lists them.
+#
+# The lab targets need root (network namespaces) and the control plane that
+# `make controlplane` builds from the Go module proxy into e2e/bin.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# The e2e suite runs under its own harness; extra arguments (a test name
+# filter, --nocapture) go through E2E_ARGS, e.g. make e2e E2E_ARGS=api::
+E2E_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: demo
+demo: controlplane ## The main job: start the lab and walk the tutorial in it
+	e2e/demo.sh
+
+.PHONY: test
+test: crds-check unit e2e ## Every test: generated files, unit and integration tests, the e2e suite
+
+.PHONY: build
+build: ## Build every crate (debug)
+	$(CARGO) build --workspace --all-targets
+
+.PHONY: unit
+unit: ## Unit, property and integration tests (no lab needed)
+	$(CARGO) test --workspace --exclude ironlb-e2e
+
+.PHONY: e2e
+e2e: controlplane ## The end-to-end suite against the lab (starts it, or reuses a running one)
+	$(CARGO) test -p ironlb-e2e --test e2e -- $(E2E_ARGS)
+
+.PHONY: crds
+crds: ## Regenerate charts/ironlb/crds from the Rust API types
+	$(CARGO) run --quiet -p ironlb-crds --bin crdgen
+
+.PHONY: crds-check
+crds-check: ## Fail when charts/ironlb/crds is not what `make crds` would write
+	$(CARGO) run --quiet -p ironlb-crds --bin crdgen -- --check
+
+.PHONY: lint
+lint: ## rustfmt check, clippy with warnings denied, shellcheck of the scripts
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	shellcheck -x --source-path=SCRIPTDIR .ci/run scripts/*.sh e2e/*.sh e2e/lab/*.sh e2e/controlplane/*.sh
+
+.PHONY: fmt
+fmt: ## Format the Rust code
+	$(CARGO) fmt --all
+
+.PHONY: controlplane
+controlplane: ## Build kube-apiserver, kube-controller-manager, kubectl, etcd, helm into e2e/bin (no-op when current)
+	e2e/controlplane/build.sh
+
+.PHONY: lab-up
+lab-up: controlplane ## Start the lab: control plane, node namespaces, chart (reuses a running lab)
+	e2e/lab/up.sh
+
+.PHONY: lab-down
+lab-down: ## Remove every process, namespace and file the lab made (safe to run any time)
+	e2e/lab/down.sh
+
+.PHONY: lab-status
+lab-status: ## Show what of the lab is running
+	e2e/lab/status.sh
+
+.PHONY: deps
+deps: ## Install the Debian packages the lab and tests use (root)
+	scripts/install-deps.sh
