@@ -1,0 +1,13 @@
+//! The `ironlb.io` API and the pure functions the operator and the speakers must agree on.
+//!
+//! - [`address`]: parsing pool entries, interval arithmetic, the allocator's interval sets.
+//! - [`v1alpha1`]: the custom resources (`IPAddressPool`, `L2Advertisement`), their status
+//!   types, the CEL rules the API server enforces and [`v1alpha1::IPAddressPoolSpec::validate`],
+//!   which applies the same rules in Rust.
+//!
+//! The `crdgen` binary renders the CustomResourceDefinitions into `charts/ironlb/crds/`.
+
+#![forbid(unsafe_code)]
+
+pub mod address;
+pub mod v1alpha1;

@@ -1,0 +1,28 @@
+//! API group `ironlb.io`, version `v1alpha1`: the custom resources an administrator writes and
+//! the status ironlb writes back.
+//!
+//! Both kinds are cluster-scoped (an address pool is a cluster-wide resource, like a Node) and
+//! have a status subresource, so status writes never race spec edits.
+//!
+//! - [`IPAddressPool`]: addresses to hand out, checked by the API server with CEL rules
+//!   and by [`IPAddressPoolSpec::validate`]; its status is the allocation record.
+//! - [`L2Advertisement`]: which pools are announced, from which nodes and interfaces.
+
+mod cel;
+mod crd;
+mod l2advertisement;
+mod pool;
+mod status;
+mod validation;
+
+pub use cel::{MAX_ADDRESSES, MAX_ENTRY_LENGTH};
+pub use crd::crds;
+pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec, L2AdvertisementStatus};
+pub use pool::{IPAddressPool, IPAddressPoolSpec, ServiceAllocation};
+pub use status::{Allocation, FamilyCounts, FamilyUsage, IPAddressPoolStatus, condition_reason, condition_type};
+pub use validation::{InvalidPoolSpec, SpecError};
+
+/// The API group of every ironlb resource.
+pub const GROUP: &str = "ironlb.io";
+/// The version of this module's resources.
+pub const VERSION: &str = "v1alpha1";

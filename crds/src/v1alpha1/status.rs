@@ -1,0 +1,177 @@
+//! `IPAddressPool.status`: the allocation record.
+//!
+//! Data flow: the operator owns everything here except `allocations[].node` and
+//! `allocations[].interface`, which the speaker announcing the IP writes. Allocations are a
+//! `map` list keyed by namespace and name, so each writer can server-side-apply its own fields of
+//! an entry without clobbering the other's. On restart the operator rebuilds its allocator from
+//! `allocations` before assigning anything new, so a restart never moves an IP.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::address::AddressCount;
+
+/// Condition types of an `IPAddressPool`.
+pub mod condition_type {
+    /// True when the pool is valid, conflicts with no other pool, and is being allocated from.
+    pub const READY: &str = "Ready";
+    /// True when the pool shares addresses with another pool; the message names it.
+    pub const CONFLICT: &str = "Conflict";
+    /// True when the spec has a problem the API server could not catch (overlapping entries).
+    pub const INVALID: &str = "Invalid";
+}
+
+/// Condition reasons of an `IPAddressPool`, CamelCase as Kubernetes requires.
+pub mod condition_reason {
+    /// `Ready=True`: addresses are being allocated from the pool.
+    pub const ALLOCATABLE: &str = "Allocatable";
+    /// `Ready=False` because `Invalid=True`.
+    pub const INVALID: &str = "Invalid";
+    /// `Ready=False` because `Conflict=True`.
+    pub const CONFLICT: &str = "Conflict";
+    /// `Conflict=True`: the pool overlaps another pool.
+    pub const OVERLAPS_POOL: &str = "OverlapsPool";
+    /// `Conflict=False`.
+    pub const NO_OVERLAP: &str = "NoOverlap";
+    /// `Invalid=False`.
+    pub const VALID: &str = "Valid";
+    // `Invalid=True` uses the reason of the first problem found, see
+    // `SpecError::reason` (e.g. `OverlappingEntries`).
+}
+
+/// What ironlb has done with a pool. Written by ironlb; not meant to be edited.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IPAddressPoolStatus {
+    /// The `metadata.generation` of the spec this status describes. When it is lower than the
+    /// pool's generation, the operator has not yet processed the latest change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The state of the pool. `Ready`: valid, without conflict, and being allocated from.
+    /// `Conflict`: shares addresses with another pool (the message names it; the pool that
+    /// was there first keeps serving them). `Invalid`: the spec has a problem the API server
+    /// could not check, such as two overlapping entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// One entry per Service holding addresses from this pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["namespace", "name"]))]
+    pub allocations: Vec<Allocation>,
+
+    /// IPv4 address counts; absent when the pool has no IPv4 entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<FamilyUsage>,
+
+    /// IPv6 address counts; absent when the pool has no IPv6 entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<FamilyUsage>,
+
+    /// Assigned addresses per family, for people: `v4=1 v6=0`. The exact numbers are in
+    /// `ipv4` and `ipv6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_summary: Option<String>,
+
+    /// Free addresses per family, for people: `v4=39 v6=2^64`. Large numbers are shortened
+    /// (`2^64`, `~1.8e19`); the exact numbers are in `ipv4` and `ipv6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_summary: Option<String>,
+}
+
+/// The addresses one Service holds from the pool, and who announces them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Allocation {
+    /// The namespace of the Service.
+    pub namespace: String,
+
+    /// The name of the Service.
+    pub name: String,
+
+    /// The addresses assigned to the Service from this pool, one per family at most, in
+    /// canonical form. Example: `["192.168.2.10"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<String>,
+
+    /// The node answering ARP/NDP for these addresses, written by that node's speaker. Absent
+    /// while no node announces them (no healthy node is eligible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+
+    /// The network interface the node announces on. Example: `eth0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+/// Address counts of one family, as exact decimal strings: an IPv6 /64 holds 2^64 addresses,
+/// more than a Kubernetes integer (int64) can carry.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FamilyUsage {
+    /// Addresses assigned to Services. Example: `"1"`.
+    pub assigned: String,
+
+    /// Addresses still free for new Services (with `avoidBuggyIPs`, not counting skipped
+    /// addresses). Example: `"18446744073709551615"`.
+    pub available: String,
+}
+
+/// Address counts of one family, as numbers; see [`IPAddressPoolStatus::record_usage`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FamilyCounts {
+    /// Addresses assigned to Services.
+    pub assigned: AddressCount,
+    /// Addresses still free.
+    pub available: AddressCount,
+}
+
+impl IPAddressPoolStatus {
+    /// Writes the per-family counts and the summaries shown by `kubectl get`. Pass `None` for
+    /// a family the pool has no entry of.
+    pub fn record_usage(&mut self, ipv4: Option<FamilyCounts>, ipv6: Option<FamilyCounts>) {
+        let exact = |counts: FamilyCounts| FamilyUsage {
+            assigned: counts.assigned.to_string(),
+            available: counts.available.to_string(),
+        };
+        self.ipv4 = ipv4.map(exact);
+        self.ipv6 = ipv6.map(exact);
+        let families = [("v4", ipv4), ("v6", ipv6)];
+        let summary = |pick: fn(FamilyCounts) -> AddressCount| {
+            let parts: Vec<String> = families
+                .iter()
+                .filter_map(|&(label, counts)| counts.map(|c| format!("{label}={}", pick(c).human())))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        };
+        self.assigned_summary = summary(|c| c.assigned);
+        self.available_summary = summary(|c| c.available);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_keeps_exact_counts_and_short_summaries() {
+        let mut status = IPAddressPoolStatus::default();
+        let v4 = FamilyCounts { assigned: AddressCount::new(1), available: AddressCount::new(39) };
+        let v6 = FamilyCounts { assigned: AddressCount::ZERO, available: AddressCount::new(1 << 64) };
+        status.record_usage(Some(v4), Some(v6));
+        assert_eq!(status.ipv6.as_ref().map(|u| u.available.as_str()), Some("18446744073709551616"));
+        assert_eq!(status.assigned_summary.as_deref(), Some("v4=1 v6=0"));
+        assert_eq!(status.available_summary.as_deref(), Some("v4=39 v6=2^64"));
+    }
+
+    #[test]
+    fn single_stack_pool_summarises_one_family() {
+        let mut status = IPAddressPoolStatus::default();
+        let v4 = FamilyCounts { assigned: AddressCount::new(1), available: AddressCount::new(39) };
+        status.record_usage(Some(v4), None);
+        assert_eq!(status.ipv6, None);
+        assert_eq!(status.available_summary.as_deref(), Some("v4=39"));
+    }
+}
