@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `make demo`: the MetalLB layer-2 tutorial (../shared/seed) walked with ironlb
+# in the local lab, printing every command a user would type and its real
+# output. The lab stays up afterwards so you can carry on by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bold=$'\e[1m'; dim=$'\e[2m'; reset=$'\e[0m'
+[ -t 1 ] || { bold=; dim=; reset=; }
+
+say() { printf '\n%s# %s%s\n' "$dim" "$*" "$reset"; }
+# Prints a command as typed, then runs it.
+show() { printf '%s$ %s%s\n' "$bold" "$*" "$reset"; "$@"; }
+show_input() { # show_input <stdin> <cmd...>
+  local input=$1; shift
+  printf '%s$ %s <<EOF%s\n%s\n%sEOF%s\n' "$bold" "$*" "$reset" "$input" "$bold" "$reset"
+  "$@" <<<"$input"
+}
+
+scripts/install-deps.sh >/dev/null
+e2e/lab/up.sh
+# shellcheck source=/dev/null
+. e2e/.lab/env
+
+say "The lab: a real kube-apiserver $(kube-apiserver --version | cut -d' ' -f2), and one Node per node network namespace."
+show kubectl get nodes -o wide
+
+say "The tutorial's Service: type LoadBalancer, and nothing hands out external IPs yet."
+show_input "$(cat e2e/demo/load-balancer-service.yaml)" kubectl apply -f -
+show kubectl get service load-balancer-service -o wide
+
+say "ironlb's chart is installed with helm; it brings the ironlb.io API."
+show helm list --namespace ironlb-system
+show kubectl get crd ipaddresspools.ironlb.io l2advertisements.ironlb.io
+
+say "The tutorial's address pool, as an IPAddressPool instead of MetalLB's ConfigMap."
+show_input "$(cat e2e/demo/tutorial-pool.yaml)" kubectl apply -f -
+show kubectl get ipaddresspools
+
+say "A bad pool is refused by the API server, naming the bad entry:"
+show_input "$(sed 's/192.168.2.10-192.168.2.49/192.168.2.49-192.168.2.10/; s/name: default/name: reversed/' e2e/demo/tutorial-pool.yaml)" \
+  kubectl apply -f - || true
+
+say "Every field is documented:"
+show kubectl explain ipaddresspool.spec.addresses
+
+say "The operator that assigns 192.168.2.10 to the Service and the speakers that answer ARP for it are the next steps of ironlb (issues 3 and 4), so EXTERNAL-IP stays <pending> for now:"
+show kubectl get service load-balancer-service
+
+cat <<TXT
+
+${bold}The lab keeps running.${reset} Use it from this shell with:
+  . e2e/.lab/env
+  kubectl get ipaddresspools
+  ip netns exec \$LAB_CLIENT ping -c1 192.168.2.101     # the client namespace on the lab's LAN
+Tear it down with:
+  make lab-down
+TXT

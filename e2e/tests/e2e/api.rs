@@ -1,0 +1,123 @@
+//! The ironlb.io API as a user meets it through `kubectl`: valid pools are
+//! taken and shown, bad ones are refused by the API server itself with a
+//! message that names the bad entry, and `kubectl explain` documents them.
+
+use anyhow::{Context, Result, ensure};
+use ironlb_e2e::Lab;
+
+use crate::{Test, chart::chart_crds};
+
+pub(crate) const TESTS: &[Test] = &[
+    (
+        "api::tutorial_pool_is_accepted_and_listed_with_its_columns",
+        tutorial_pool_is_accepted_and_listed_with_its_columns,
+    ),
+    (
+        "api::bad_pools_are_refused_naming_the_entry_and_change_nothing",
+        bad_pools_are_refused_naming_the_entry_and_change_nothing,
+    ),
+    ("api::explain_documents_pool_addresses", explain_documents_pool_addresses),
+    ("api::l2advertisement_is_accepted", l2advertisement_is_accepted),
+];
+
+fn pool(name: &str, addresses: &[&str]) -> String {
+    let addresses = serde_json::to_string(addresses).unwrap_or_default();
+    format!(
+        "apiVersion: ironlb.io/v1alpha1\nkind: IPAddressPool\nmetadata:\n  name: {name}\nspec:\n  addresses: {addresses}\n"
+    )
+}
+
+fn tutorial_pool_is_accepted_and_listed_with_its_columns(lab: &Lab) -> Result<()> {
+    lab.kubectl_with_input(&["apply", "-f", "-"], &pool("e2e-tutorial", &["192.168.2.10-192.168.2.49"]))?.ok()?;
+    let listed = lab.kubectl(&["get", "ipaddresspools", "e2e-tutorial"]);
+    let wide = lab.kubectl(&["get", "ipaddresspools", "e2e-tutorial", "-o", "wide"]);
+    lab.kubectl(&["delete", "ipaddresspool", "e2e-tutorial"])?.ok()?;
+    let (listed, wide) = (listed?.ok()?.stdout, wide?.ok()?.stdout);
+
+    // kubectl prints the CRD's printer columns, upper-cased: those of
+    // priority 0 always, the others with -o wide.
+    let crds = chart_crds(lab)?;
+    let pools = crds.iter().find(|c| c.spec.names.kind == "IPAddressPool").context("no IPAddressPool CRD")?;
+    let columns = pools.spec.versions[0].additional_printer_columns.clone().unwrap_or_default();
+    ensure!(columns.len() >= 3, "IPAddressPool has only {} printer columns", columns.len());
+    for column in &columns {
+        let shown = if column.priority.unwrap_or(0) == 0 { &listed } else { &wide };
+        let header = shown.lines().next().unwrap_or_default();
+        ensure!(header.contains(&column.name.to_uppercase()), "column {} missing from:\n{shown}", column.name);
+    }
+    let row = listed.lines().nth(1).unwrap_or_default();
+    ensure!(row.starts_with("e2e-tutorial") && row.contains("192.168.2.10-192.168.2.49"), "row: {row}");
+    Ok(())
+}
+
+/// Each entry: a pool's addresses and the text the refusal must contain.
+const BAD_POOLS: &[(&[&str], &str)] = &[
+    (&[], "spec.addresses"),
+    (&["not-an-address"], "not-an-address"),
+    (&["192.168.2.300"], "192.168.2.300"),
+    (&["10.0.0.0/33"], "10.0.0.0/33"),
+    (&["192.168.2.5/24"], "192.168.2.5/24"),
+    (&["fd00::1/64"], "fd00::1/64"),
+    (&["192.168.2.10-fd00::10"], "192.168.2.10-fd00::10"),
+    (&["192.168.2.49-192.168.2.10"], "192.168.2.49-192.168.2.10"),
+    (&["fd00::20-fd00::10"], "fd00::20-fd00::10"),
+    (&["192.168.2.9-192.168.2.10", "192.168.2.30-192.168.2.25"], "192.168.2.30-192.168.2.25"),
+];
+
+fn bad_pools_are_refused_naming_the_entry_and_change_nothing(lab: &Lab) -> Result<()> {
+    let good = pool("e2e-untouched", &["192.168.2.10-192.168.2.49", "fd6c:6a7e:5f2b:2::10-fd6c:6a7e:5f2b:2::49"]);
+    lab.kubectl_with_input(&["apply", "-f", "-"], &good)?.ok()?;
+    let result = refuse_each_bad_pool(lab);
+    lab.kubectl(&["delete", "ipaddresspool", "e2e-untouched"])?.ok()?;
+    result
+}
+
+fn refuse_each_bad_pool(lab: &Lab) -> Result<()> {
+    let before = ironlb_objects(lab)?;
+    for (index, (addresses, named)) in BAD_POOLS.iter().enumerate() {
+        let refused = lab.kubectl_with_input(&["apply", "-f", "-"], &pool(&format!("e2e-bad-{index}"), addresses))?;
+        let refused = refused.refused().with_context(|| format!("the pool {addresses:?} was accepted"))?;
+        ensure!(refused.stderr.contains(named), "refusing {addresses:?} did not name {named:?}:\n{}", refused.stderr);
+    }
+    let after = ironlb_objects(lab)?;
+    ensure!(before == after, "refused pools changed the cluster:\nbefore {before:?}\nafter {after:?}");
+    Ok(())
+}
+
+/// Every ironlb object with its resourceVersion: equal snapshots mean
+/// nothing was created, changed or removed in between.
+fn ironlb_objects(lab: &Lab) -> Result<Vec<(String, String)>> {
+    let listed = lab.kubectl(&["get", "ipaddresspools,l2advertisements", "-o", "json"])?.ok()?;
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout)?;
+    Ok(listed["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|o| (o["metadata"]["name"].to_string(), o["metadata"]["resourceVersion"].to_string()))
+        .collect())
+}
+
+fn explain_documents_pool_addresses(lab: &Lab) -> Result<()> {
+    let explained = lab.kubectl(&["explain", "ipaddresspool.spec.addresses"])?.ok()?.stdout;
+    let crds = chart_crds(lab)?;
+    let pools = crds.iter().find(|c| c.spec.names.kind == "IPAddressPool").context("no IPAddressPool CRD")?;
+    let schema = serde_json::to_value(&pools.spec.versions[0].schema)?;
+    let documented = schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["addresses"]["description"]
+        .as_str()
+        .context("spec.addresses has no description in the CRD")?;
+    // kubectl re-wraps the text, so compare word by word.
+    let words = |text: &str| text.split_whitespace().map(str::to_owned).collect::<Vec<_>>().join(" ");
+    ensure!(explained.contains("FIELD: addresses"), "kubectl explain printed:\n{explained}");
+    ensure!(words(&explained).contains(&words(documented)), "kubectl explain lacks the docs:\n{explained}");
+    Ok(())
+}
+
+fn l2advertisement_is_accepted(lab: &Lab) -> Result<()> {
+    let advertisement = "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata:\n  name: e2e-l2\nspec:\n  ipAddressPools: [default]\n  interfaces: [eth0]\n";
+    lab.kubectl_with_input(&["apply", "-f", "-"], advertisement)?.ok()?;
+    let listed = lab.kubectl(&["get", "l2advertisements", "e2e-l2", "-o", "jsonpath={.spec.interfaces}"]);
+    lab.kubectl(&["delete", "l2advertisement", "e2e-l2"])?.ok()?;
+    ensure!(listed?.ok()?.stdout == r#"["eth0"]"#, "the L2Advertisement was not kept as applied");
+    Ok(())
+}
