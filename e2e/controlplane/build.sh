@@ -59,5 +59,7 @@ echo "building helm $helm_version into $bin"
 
 echo "$stamp" > "$bin/.controlplane-stamp"
 "$bin/kube-apiserver" --version
-"$bin/etcd" --version | head -1
+# Only etcd's first line; no `| head`, which would kill etcd with SIGPIPE under pipefail.
+etcd_version=$("$bin/etcd" --version)
+echo "${etcd_version%%$'\n'*}"
 "$bin/helm" version --short
