@@ -41,6 +41,13 @@ impl AddressCount {
         if self.all { u128::MAX } else { self.low }
     }
 
+    /// The count as a float, for metrics (Prometheus samples are `f64`): exact up to 2^53,
+    /// within one part in 2^53 above, and 2^128 itself is exact.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn as_f64(self) -> f64 {
+        if self.all { 2f64.powi(128) } else { self.low as f64 }
+    }
+
     /// Whether the count is zero.
     pub const fn is_zero(self) -> bool {
         !self.all && self.low == 0

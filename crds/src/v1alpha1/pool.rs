@@ -137,7 +137,7 @@ fn default_auto_assign() -> bool {
 pub struct ServiceAllocation {
     /// The order in which pools are tried for a Service that names none: a lower number is
     /// tried first, and pools without a priority come after all pools with one. Among pools
-    /// of equal priority the order is by name. Example: `10`.
+    /// of equal priority the older pool comes first, then the name decides. Example: `10`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
 

@@ -1,0 +1,7 @@
+//! ironlb-operator as a library: the allocation engine and the Kubernetes
+//! glue around it. `main.rs` only parses flags and starts it.
+
+pub mod allocator;
+pub mod leader;
+pub mod service;
+pub mod telemetry;
