@@ -17,7 +17,7 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: demo
-demo: controlplane ## The main job: start the lab and walk the tutorial in it
+demo: controlplane bins ## The main job: start the lab and walk the tutorial in it
 	e2e/demo.sh
 
 .PHONY: test
@@ -31,9 +31,17 @@ build: ## Build every crate (debug)
 unit: ## Unit, property and integration tests (no lab needed)
 	$(CARGO) test --workspace --exclude ironlb-e2e
 
+.PHONY: bins
+bins: ## Build the ironlb binaries the lab runs (debug)
+	$(CARGO) build -p ironlb-operator -p ironlb-speaker
+
 .PHONY: e2e
-e2e: controlplane ## The end-to-end suite against the lab (starts it, or reuses a running one)
+e2e: controlplane bins ## The end-to-end suite against the lab (starts it, or reuses a running one)
 	$(CARGO) test -p ironlb-e2e --test e2e -- $(E2E_ARGS)
+
+.PHONY: bench
+bench: ## Benchmarks: allocator vs a first-fit baseline (figures go into docs/benchmarks.md)
+	$(CARGO) bench -p ironlb-operator --bench allocator
 
 .PHONY: crds
 crds: ## Regenerate charts/ironlb/crds from the Rust API types
@@ -47,7 +55,7 @@ crds-check: ## Fail when charts/ironlb/crds is not what `make crds` would write
 lint: ## rustfmt check, clippy with warnings denied, shellcheck of the scripts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	shellcheck -x --source-path=SCRIPTDIR .ci/run scripts/*.sh e2e/*.sh e2e/lab/*.sh e2e/controlplane/*.sh
+	shellcheck -x --source-path=SCRIPTDIR .ci/run scripts/*.sh e2e/*.sh e2e/lab/*.sh e2e/lab/up.d/*.sh e2e/controlplane/*.sh
 
 .PHONY: fmt
 fmt: ## Format the Rust code
@@ -58,7 +66,7 @@ controlplane: ## Build kube-apiserver, kube-controller-manager, kubectl, etcd, h
 	e2e/controlplane/build.sh
 
 .PHONY: lab-up
-lab-up: controlplane ## Start the lab: control plane, node namespaces, chart (reuses a running lab)
+lab-up: controlplane bins ## Start the lab: control plane, node namespaces, chart (reuses a running lab)
 	e2e/lab/up.sh
 
 .PHONY: lab-down

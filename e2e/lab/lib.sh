@@ -86,7 +86,7 @@ LAB_LOCK=/run/lock/ironlb-lab.$(printf '%s' "$LAB_DIR" | sha256sum | cut -c1-12)
 # reusing the running one, beside the lab scripts, the hooks and the control-plane build stamp.
 # Hooks that start a binary which changes during development add it here, e.g.
 #   LAB_FINGERPRINT_FILES="$LAB_REPO/target/debug/ironlb-speaker"
-LAB_FINGERPRINT_FILES=""
+LAB_FINGERPRINT_FILES="$LAB_REPO/target/debug/ironlb-operator $LAB_SCRIPTS/chart-values.yaml"
 
 LAB_CONTROL_PLANE="etcd kube-apiserver kube-controller-manager apiserver-socket"
 LAB_REQUIRED_BINARIES="etcd kube-apiserver kube-controller-manager kubectl helm"
@@ -310,6 +310,32 @@ lab_stop() {
   read -r pid start < "$f" || true
   if [[ "${pid:-}" =~ ^[0-9]+$ ]]; then lab_kill_verified "$pid" "${start:-}" "$timeout"; fi
   rm -f "$f"
+}
+
+# lab_signal <name> <signal>: send <signal> (e.g. KILL) to the daemon <name> at once, if it is
+# the lab's (PID verified); a fault injection, unlike lab_stop's orderly SIGTERM-then-wait.
+lab_signal() {
+  local name=$1 signal=$2 pid
+  pid=$(lab_pidfile_pid "$name") || return 0
+  kill "-$signal" "$pid" 2>/dev/null || true
+  [ "$signal" != KILL ] || { while kill -0 "$pid" 2>/dev/null && ! lab_proc_zombie "$pid"; do sleep 0.05; done; rm -f "$LAB_PIDS/$name.pid"; }
+}
+
+# lab_start_operator <replica>: one ironlb-operator replica as the chart's Deployment would run
+# it: a token of the chart's ServiceAccount (so the chart's RBAC is what it has), POD_NAME and
+# POD_NAMESPACE as the downward API sets them, metrics and health on 127.0.0.1:(17472+replica).
+lab_start_operator() {
+  local replica=$1 bin="$LAB_REPO/target/debug/ironlb-operator"
+  [ -x "$bin" ] || lab_die "$bin is missing: run 'cargo build -p ironlb-operator' (make lab-up does)"
+  [ -f "$LAB_DIR/operator.kubeconfig" ] ||
+    lab_sa_kubeconfig "$LAB_HELM_NAMESPACE" ironlb-operator "$LAB_DIR/operator.kubeconfig"
+  lab_daemon "operator-$replica" \
+    POD_NAME="ironlb-operator-$replica" POD_NAMESPACE="$LAB_HELM_NAMESPACE" \
+    KUBECONFIG="$LAB_DIR/operator.kubeconfig" \
+    "$bin" --lease-name ironlb-operator --log-level info,ironlb_operator=debug --metrics-address "127.0.0.1:$((17472 + replica))"
+  lab_wait_daemon "operator-$replica" "operator-$replica ready (caches synced)" 30 \
+    curl -fsS -o /dev/null "http://127.0.0.1:$((17472 + replica))/readyz" \
+    || { lab_tail "operator-$replica" 30; lab_die "operator-$replica did not become ready"; }
 }
 
 # lab_stop_many <timeout> <name...>: SIGTERM all of them at once, then wait for each.

@@ -322,7 +322,7 @@ export PATH="$LAB_BIN:$PATH" KUBECONFIG="$LAB_KUBECONFIG" \
 PHASE="helm"
 if [ -f "$LAB_CHART/Chart.yaml" ]; then
   if ! helm upgrade --install "$LAB_HELM_RELEASE" "$LAB_CHART" --namespace "$LAB_HELM_NAMESPACE" \
-      --create-namespace --wait --timeout 2m > "$LAB_LOGS/helm.log" 2>&1; then
+      --values "$LAB_SCRIPTS/chart-values.yaml" --create-namespace --wait --timeout 2m > "$LAB_LOGS/helm.log" 2>&1; then
     lab_tail helm 40
     lab_die "helm upgrade --install of $LAB_CHART failed (log: $LAB_LOGS/helm.log)"
   fi

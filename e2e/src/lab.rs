@@ -77,11 +77,63 @@ impl Lab {
         self.run("ip", &[&["netns", "exec", netns], args].concat())
     }
 
+    /// `kubectl apply -f -` of `yaml`, which must succeed.
+    pub fn apply(&self, yaml: &str) -> Result<CommandOutput> {
+        self.kubectl_with_input(&["apply", "-f", "-"], yaml)?.ok()
+    }
+
+    /// A guard that deletes what a test made when it goes out of scope, pass
+    /// or fail: namespaces first (waiting, so their Services are gone), then
+    /// cluster-scoped objects.
+    pub fn cleanup(&self) -> Cleanup {
+        Cleanup { lab: self.clone(), namespaces: Vec::new(), objects: Vec::new() }
+    }
+
     /// A kube-rs client authenticated like `kubectl` (the lab's admin).
     pub async fn client(&self) -> Result<kube::Client> {
         let kubeconfig = kube::config::Kubeconfig::read_from(self.var("KUBECONFIG")?)?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
         Ok(kube::Client::try_from(config)?)
+    }
+}
+
+/// Deletes a test's objects when dropped; see [`Lab::cleanup`].
+#[derive(Debug)]
+pub struct Cleanup {
+    lab: Lab,
+    namespaces: Vec<String>,
+    objects: Vec<String>,
+}
+
+impl Cleanup {
+    /// Creates namespace `name` now and deletes it (with its Services) at the end.
+    pub fn namespace(&mut self, name: &str) -> Result<()> {
+        self.namespaces.push(name.to_owned());
+        self.lab.kubectl(&["create", "namespace", name])?.ok()?;
+        Ok(())
+    }
+
+    /// Deletes the cluster-scoped object `kind/name` (e.g. `ipaddresspool/web`) at the end.
+    pub fn object(&mut self, object: &str) {
+        self.objects.push(object.to_owned());
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let namespaces: &[&str] = &["delete", "namespace", "--ignore-not-found", "--timeout=60s"];
+        let objects: &[&str] = &["delete", "--ignore-not-found", "--timeout=60s"];
+        for (command, targets) in [(namespaces, &self.namespaces), (objects, &self.objects)] {
+            if targets.is_empty() {
+                continue;
+            }
+            let args: Vec<&str> = command.iter().copied().chain(targets.iter().map(String::as_str)).collect();
+            match self.lab.kubectl(&args) {
+                Ok(output) if output.success => {}
+                Ok(output) => eprintln!("cleanup `kubectl {}` failed: {}", args.join(" "), output.stderr),
+                Err(error) => eprintln!("cleanup `kubectl {}` failed: {error:#}", args.join(" ")),
+            }
+        }
     }
 }
 

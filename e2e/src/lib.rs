@@ -8,12 +8,24 @@
 
 mod command;
 mod lab;
+mod wait;
 
 pub use command::{CommandOutput, run};
-pub use lab::{Lab, LabSession};
+pub use lab::{Cleanup, Lab, LabSession};
+pub use wait::wait_for;
 
-/// Runs one async assertion (a kube-rs call) to completion. Tests are
-/// synchronous and run one at a time, so a small runtime per call is enough.
+/// Runs one async step (a kube-rs call) to completion on the suite's
+/// runtime. One runtime serves the whole suite: a kube-rs client keeps a
+/// worker task on the runtime that made it, so a client must not outlive its
+/// runtime between steps.
 pub fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(future)
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let runtime = match RUNTIME.get() {
+        Some(runtime) => runtime,
+        None => {
+            let built = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            RUNTIME.get_or_init(|| built)
+        }
+    };
+    runtime.block_on(future)
 }

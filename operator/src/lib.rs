@@ -2,6 +2,7 @@
 //! glue around it. `main.rs` only parses flags and starts it.
 
 pub mod allocator;
+pub mod engine;
 pub mod leader;
 pub mod service;
 pub mod telemetry;

@@ -1,0 +1,614 @@
+//! The allocation engine: one task that owns the [`Allocator`] and keeps the
+//! cluster in line with it.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  watch IPAddressPools ─┐                       ┌─► Service status + ironlb.io/allocated-from-pool
+//!  watch Services ───────┼─► caches ─► Allocator ┼─► IPAddressPool status (batched)
+//!  watch Namespaces ─────┘   (warm on            └─► Events (IPAllocated, AllocationFailed, IPReleased, Conflict)
+//!                            every replica)
+//! ```
+//!
+//! Every replica watches and keeps its caches warm; only the leader builds an
+//! allocator and writes. On becoming leader it first restores every address
+//! already recorded (Service status, then pool status for a Service whose
+//! status was lost) and only then allocates anything new, so neither a
+//! restart nor a hand-over moves an IP.
+//!
+//! One task owns all state, so allocation is a sequence of plain function
+//! calls with no locks; the API writes it causes run concurrently (bounded by
+//! [`EngineSettings::write_concurrency`]) and never two at once for one
+//! Service. Pool status is written at most once per
+//! [`EngineSettings::status_interval`] per pool, so a burst of 10,000
+//! allocations costs a handful of pool writes, not 10,000.
+
+mod pools;
+mod writes;
+
+pub use writes::FIELD_MANAGER;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ironlb_crds::v1alpha1::IPAddressPool;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::allocator::{AllocationRequest, Allocator, Assignment, Labels, PoolChange, ServiceKey};
+use crate::leader::Leadership as LeaderGate;
+use crate::service::{self, annotation};
+use crate::telemetry::{Controller, Health, Metrics};
+use pools::{InvalidPool, pool_config, pool_status};
+use writes::{Job, JobOutcome, Writer as ApiWriter};
+
+/// How the engine behaves; every value is a flag of `ironlb-operator`.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Serve only Services with this `spec.loadBalancerClass` (instead of those without one).
+    pub load_balancer_class: Option<String>,
+    /// API writes in flight at once.
+    pub write_concurrency: usize,
+    /// Least time between two status writes of one pool.
+    pub status_interval: Duration,
+    /// How long to wait before retrying a failed write.
+    pub retry_delay: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            load_balancer_class: None,
+            write_concurrency: 32,
+            status_interval: Duration::from_millis(500),
+            retry_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What one input stream said.
+enum Input {
+    Pool(watcher::Event<IPAddressPool>),
+    Service(watcher::Event<Service>),
+    Namespace(watcher::Event<PartialObjectMeta<Namespace>>),
+}
+
+/// The caches every replica keeps, and whether each has finished its first list.
+struct Caches {
+    pools: Writer<IPAddressPool>,
+    services: Writer<Service>,
+    namespaces: Writer<PartialObjectMeta<Namespace>>,
+    synced: [bool; 3],
+}
+
+/// The leader's state: what the allocator knows and what is left to do.
+#[derive(Default)]
+struct Leadership {
+    allocator: Allocator,
+    /// Pools whose spec the allocator has (their generation), to spot changes.
+    applied_pools: BTreeMap<String, Option<i64>>,
+    /// Pools whose current spec is invalid, and why.
+    invalid_pools: BTreeMap<String, InvalidPool>,
+    /// Services to look at again.
+    dirty_services: BTreeSet<ServiceKey>,
+    /// Pools whose spec to apply again.
+    dirty_pool_specs: BTreeSet<String>,
+    /// Pools whose status to write, and when it may be written next.
+    dirty_pool_status: BTreeSet<String>,
+    last_status_write: HashMap<String, Instant>,
+    /// Managed Services the allocator could not serve, and the last reason
+    /// (an Event is sent when the reason changes, not on every retry).
+    pending: BTreeMap<ServiceKey, String>,
+    /// Services with a write in flight: they are not looked at until it ends.
+    in_flight: BTreeSet<ServiceKey>,
+}
+
+/// The allocation engine. Build it with [`Engine::new`], run it with [`Engine::run`].
+pub struct Engine {
+    client: Client,
+    settings: EngineSettings,
+    metrics: Metrics,
+    writer: ApiWriter,
+    caches: Caches,
+    leadership: Option<Leadership>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("settings", &self.settings).field("leader", &self.leadership.is_some()).finish()
+    }
+}
+
+impl Engine {
+    /// An engine that writes as `identity` (the Pod name: it signs Events).
+    pub fn new(client: Client, settings: EngineSettings, metrics: Metrics, identity: &str) -> Self {
+        Self {
+            writer: ApiWriter::new(client.clone(), identity),
+            client,
+            settings,
+            metrics,
+            caches: Caches {
+                pools: Writer::default(),
+                services: Writer::default(),
+                namespaces: Writer::default(),
+                synced: [false; 3],
+            },
+            leadership: None,
+        }
+    }
+
+    /// Watches until the process ends. `health` turns ready once every cache
+    /// has its first full list; the engine writes only while `gate` says this
+    /// replica leads.
+    ///
+    /// # Errors
+    ///
+    /// When leadership is lost: the caller should exit so that it comes back as a standby
+    /// with fresh state (the usual pattern of Kubernetes controllers).
+    pub async fn run(mut self, health: Health, gate: LeaderGate) -> anyhow::Result<()> {
+        // Two handles: select! polls "lost" and "acquired" side by side.
+        let (mut losing, mut acquiring) = (gate.clone(), gate.clone());
+        let mut inputs = self.inputs();
+        let mut jobs: JoinSet<JobOutcome> = JoinSet::new();
+        let mut tick = tokio::time::interval(self.settings.status_interval / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(input) = inputs.next() => self.take(input),
+                Some(done) = jobs.join_next(), if !jobs.is_empty() => {
+                    match done {
+                        Ok(outcome) => self.finished(outcome, &mut jobs),
+                        Err(error) => warn!(%error, "a write task failed"),
+                    }
+                }
+                () = losing.lost(), if self.leadership.is_some() => {
+                    self.metrics.set_leader(false);
+                    anyhow::bail!("lost the leader lease");
+                }
+                acquired = acquiring.acquired(), if self.leadership.is_none() => acquired?,
+                _ = tick.tick() => {}
+            }
+            let synced = self.caches.synced.iter().all(|s| *s);
+            if synced && !health.is_ready() {
+                info!("caches synced");
+                health.set_ready(true);
+            }
+            if synced && gate.is_leader() {
+                if self.leadership.is_none() {
+                    self.lead();
+                }
+                self.work(&mut jobs);
+            }
+        }
+    }
+
+    fn inputs(&self) -> futures::stream::BoxStream<'static, Input> {
+        let config = watcher::Config::default();
+        let pools = watcher(Api::<IPAddressPool>::all(self.client.clone()), config.clone()).default_backoff();
+        let services = watcher(Api::<Service>::all(self.client.clone()), config.clone()).default_backoff();
+        // Namespaces only for their labels: a metadata-only watch.
+        let namespaces =
+            watcher(Api::<PartialObjectMeta<Namespace>>::all(self.client.clone()), config).default_backoff();
+        futures::stream::select(
+            futures::stream::select(
+                pools.filter_map(logged("IPAddressPool")).map(Input::Pool),
+                services.filter_map(logged("Service")).map(Input::Service),
+            ),
+            namespaces.filter_map(logged("Namespace")).map(Input::Namespace),
+        )
+        .boxed()
+    }
+
+    /// Updates a cache and notes what the leader must look at again.
+    fn take(&mut self, input: Input) {
+        match input {
+            Input::Pool(event) => {
+                self.caches.pools.apply_watcher_event(&event);
+                mark_synced(&mut self.caches.synced[0], &event);
+                if let Some(leadership) = &mut self.leadership {
+                    for pool in touched(&event) {
+                        leadership.dirty_pool_specs.insert(pool.name_any());
+                    }
+                    if matches!(event, watcher::Event::InitDone) {
+                        // After a re-list, deleted pools are only visible as absent.
+                        leadership.dirty_pool_specs.extend(leadership.applied_pools.keys().cloned());
+                    }
+                }
+            }
+            Input::Service(event) => {
+                self.caches.services.apply_watcher_event(&event);
+                mark_synced(&mut self.caches.synced[1], &event);
+                if let Some(leadership) = &mut self.leadership {
+                    leadership.dirty_services.extend(touched(&event).map(service_key));
+                    if matches!(event, watcher::Event::InitDone) {
+                        leadership.dirty_services.extend(leadership.allocator.assignments().map(|(k, _)| k.clone()));
+                    }
+                }
+            }
+            Input::Namespace(event) => {
+                self.caches.namespaces.apply_watcher_event(&event);
+                mark_synced(&mut self.caches.synced[2], &event);
+                if let Some(leadership) = &mut self.leadership {
+                    // Namespace labels decide serviceAllocation.namespaceSelectors.
+                    let namespaces: BTreeSet<String> = touched(&event).map(|ns| ns.name_any()).collect();
+                    if !namespaces.is_empty() {
+                        let services = self.caches.services.as_reader();
+                        leadership.dirty_services.extend(
+                            services
+                                .state()
+                                .iter()
+                                .filter(|s| namespaces.contains(&s.namespace().unwrap_or_default()))
+                                .map(|s| service_key(s)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Becomes the leader: restores every recorded address before anything new is allocated.
+    fn lead(&mut self) {
+        info!("leading: restoring the recorded allocations");
+        self.metrics.set_leader(true);
+        let started = Instant::now();
+        let mut leadership = Leadership::default();
+        let pools = self.caches.pools.as_reader();
+        let services = self.caches.services.as_reader();
+        let mut all_pools = pools.state();
+        all_pools.sort_by_key(|p| (p.metadata.creation_timestamp.clone().map(|t| t.0), p.name_any()));
+        for pool in &all_pools {
+            leadership.apply_pool_spec(pool);
+        }
+        // What the pools' status records, for Services whose own status lost it.
+        let recorded_in_pools: HashMap<ServiceKey, Assignment> = all_pools
+            .iter()
+            .flat_map(|pool| {
+                let name = pool.name_any();
+                pool.status.iter().flat_map(|s| s.allocations.iter()).map(move |a| {
+                    let assignment = Assignment {
+                        pool: name.clone(),
+                        addresses: a.ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+                    };
+                    (ServiceKey::new(&a.namespace, &a.name), assignment)
+                })
+            })
+            .collect();
+        let mut all_services = services.state();
+        all_services.sort_by_key(|s| (s.metadata.creation_timestamp.clone().map(|t| t.0), service_key(s)));
+        let mut restored = 0usize;
+        for svc in &all_services {
+            let key = service_key(svc);
+            leadership.dirty_services.insert(key.clone());
+            if !service::is_managed(svc, self.settings.load_balancer_class.as_deref()) {
+                continue;
+            }
+            let Ok(request) = service::allocation_request(svc, &self.namespace_labels(svc)) else { continue };
+            let recorded = service::assigned_addresses(svc);
+            let assignment = if recorded.is_empty() {
+                let Some(from_pool) = recorded_in_pools.get(&key) else { continue };
+                from_pool.clone()
+            } else {
+                let pool = svc.annotations().get(annotation::ALLOCATED_FROM_POOL).cloned().unwrap_or_default();
+                Assignment { pool, addresses: recorded }
+            };
+            match leadership.allocator.restore(&request, assignment) {
+                Ok(_) => restored += 1,
+                // assign() will find it a valid address and say why in an Event.
+                Err(error) => warn!(service = %key, %error, "cannot keep the recorded address"),
+            }
+        }
+        leadership.dirty_pool_status.extend(all_pools.iter().map(|p| p.name_any()));
+        info!(restored, pools = all_pools.len(), elapsed = ?started.elapsed(), "restored");
+        self.leadership = Some(leadership);
+    }
+
+    /// Does what the leader has to do, within the write budget.
+    fn work(&mut self, jobs: &mut JoinSet<JobOutcome>) {
+        let Some(leadership) = &mut self.leadership else { return };
+        let pools = self.caches.pools.as_reader();
+        let namespaces = self.caches.namespaces.as_reader();
+        // Pool specs first: a Service is judged against the pools as they are now.
+        for name in std::mem::take(&mut leadership.dirty_pool_specs) {
+            let change = match pools.get(&ObjectRef::new(&name)) {
+                Some(pool) => leadership.apply_pool_spec(&pool),
+                None => {
+                    leadership.applied_pools.remove(&name);
+                    leadership.invalid_pools.remove(&name);
+                    self.metrics.forget_pool(&name);
+                    leadership.allocator.remove_pool(&name)
+                }
+            };
+            leadership.take_pool_change(change, &self.writer, &self.caches.services.as_reader(), jobs);
+            leadership.dirty_pool_status.insert(name);
+        }
+        let services = self.caches.services.as_reader();
+        while jobs.len() < self.settings.write_concurrency {
+            let Some(key) = leadership.next_service() else { break };
+            let started = Instant::now();
+            let svc = services.get(&ObjectRef::new(&key.name).within(&key.namespace));
+            let namespace_labels = svc.as_ref().map(|svc| namespace_labels(&namespaces, svc)).unwrap_or_default();
+            let job = leadership.reconcile_service(
+                &key,
+                svc.as_deref(),
+                &namespace_labels,
+                &self.settings,
+                &self.metrics,
+                &self.writer,
+                jobs,
+            );
+            if let Some(job) = job {
+                leadership.in_flight.insert(key);
+                jobs.spawn(job.run());
+            }
+            self.metrics.observe_reconcile(Controller::Service, started.elapsed(), true);
+        }
+        self.flush_pool_status(jobs);
+    }
+
+    /// Writes the status of pools that changed, at most once per interval each.
+    fn flush_pool_status(&mut self, jobs: &mut JoinSet<JobOutcome>) {
+        let Some(leadership) = &mut self.leadership else { return };
+        let pools = self.caches.pools.as_reader();
+        let now = Instant::now();
+        let due: Vec<String> = leadership
+            .dirty_pool_status
+            .iter()
+            .filter(|name| {
+                leadership
+                    .last_status_write
+                    .get(*name)
+                    .is_none_or(|t| now.duration_since(*t) >= self.settings.status_interval)
+            })
+            .cloned()
+            .collect();
+        for name in due {
+            leadership.dirty_pool_status.remove(&name);
+            let Some(pool) = pools.get(&ObjectRef::new(&name)) else { continue };
+            let started = Instant::now();
+            let view = leadership.allocator.pool(&name);
+            if let Some(view) = view {
+                for family in [ironlb_crds::address::Family::V4, ironlb_crds::address::Family::V6] {
+                    if let Some(usage) = view.usage(family) {
+                        self.metrics.set_pool_usage(&name, family, usage.usable.as_f64(), usage.assigned.as_f64());
+                    }
+                }
+            }
+            let status = pool_status(&pool, view, leadership.invalid_pools.get(&name), Timestamp::now());
+            if let Some(conflict) = new_conflict(&pool, &status) {
+                jobs.spawn(self.writer.event(&*pool, writes::Note::warning("Conflict", conflict)).run());
+            }
+            if pool.status.as_ref() != Some(&status) {
+                leadership.last_status_write.insert(name.clone(), now);
+                jobs.spawn(self.writer.pool_status(name, status).run());
+            }
+            self.metrics.observe_reconcile(Controller::Pool, started.elapsed(), true);
+        }
+    }
+
+    /// Acts on a finished write.
+    fn finished(&mut self, outcome: JobOutcome, jobs: &mut JoinSet<JobOutcome>) {
+        let Some(leadership) = &mut self.leadership else { return };
+        match outcome {
+            JobOutcome::Service { key, result } => {
+                leadership.in_flight.remove(&key);
+                if let Err(error) = result {
+                    warn!(service = %key, %error, "writing the Service failed; retrying");
+                    self.metrics.observe_reconcile(Controller::Service, Duration::ZERO, false);
+                    let delay = self.settings.retry_delay;
+                    jobs.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        JobOutcome::Retry { key }
+                    });
+                }
+            }
+            JobOutcome::Retry { key } => {
+                leadership.dirty_services.insert(key);
+            }
+            JobOutcome::PoolStatus { pool, result } => {
+                if let Err(error) = result {
+                    warn!(pool, %error, "writing the pool status failed; retrying");
+                    self.metrics.observe_reconcile(Controller::Pool, Duration::ZERO, false);
+                    leadership.dirty_pool_status.insert(pool);
+                }
+            }
+            JobOutcome::Event { result } => {
+                if let Err(error) = result {
+                    warn!(%error, "publishing an Event failed");
+                }
+            }
+        }
+    }
+
+    fn namespace_labels(&self, svc: &Service) -> Labels {
+        namespace_labels(&self.caches.namespaces.as_reader(), svc)
+    }
+}
+
+/// The labels of the Service's Namespace (empty while the Namespace is unknown).
+fn namespace_labels(namespaces: &Store<PartialObjectMeta<Namespace>>, svc: &Service) -> Labels {
+    let namespace = svc.namespace().unwrap_or_default();
+    namespaces.get(&ObjectRef::new(&namespace)).map(|ns| ns.labels().clone().into_iter().collect()).unwrap_or_default()
+}
+
+/// Drops a watch error after logging it: the watcher's backoff retries, and
+/// the caches keep what they had meanwhile.
+fn logged<T>(kind: &'static str) -> impl FnMut(Result<T, watcher::Error>) -> futures::future::Ready<Option<T>> {
+    move |result| futures::future::ready(result.map_err(|error| warn!(%error, kind, "watch failed")).ok())
+}
+
+/// The message of a `Conflict` condition that is true in `status` and was
+/// not (with this message) in the pool's current status: worth an Event.
+fn new_conflict(pool: &IPAddressPool, status: &ironlb_crds::v1alpha1::IPAddressPoolStatus) -> Option<String> {
+    let conflict = |conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == ironlb_crds::v1alpha1::condition_type::CONFLICT && c.status == "True")
+            .map(|c| c.message.clone())
+    };
+    let now = conflict(&status.conditions)?;
+    let before = pool.status.as_ref().and_then(|s| conflict(&s.conditions));
+    (before.as_ref() != Some(&now)).then_some(now)
+}
+
+fn mark_synced<K>(synced: &mut bool, event: &watcher::Event<K>) {
+    if matches!(event, watcher::Event::InitDone) {
+        *synced = true;
+    }
+}
+
+/// The objects an event is about (for a re-list, each listed object).
+fn touched<K>(event: &watcher::Event<K>) -> impl Iterator<Item = &K> {
+    match event {
+        watcher::Event::Apply(obj) | watcher::Event::Delete(obj) | watcher::Event::InitApply(obj) => Some(obj),
+        watcher::Event::Init | watcher::Event::InitDone => None,
+    }
+    .into_iter()
+}
+
+fn service_key(svc: &Service) -> ServiceKey {
+    ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
+}
+
+impl Leadership {
+    /// Gives the allocator the pool's current spec, if it is valid and new.
+    fn apply_pool_spec(&mut self, pool: &IPAddressPool) -> PoolChange {
+        let name = pool.name_any();
+        match pool_config(pool) {
+            Ok(config) => {
+                self.invalid_pools.remove(&name);
+                if self.applied_pools.get(&name) == Some(&pool.metadata.generation) {
+                    return PoolChange::default();
+                }
+                self.applied_pools.insert(name, pool.metadata.generation);
+                self.allocator.set_pool(config)
+            }
+            Err(invalid) => {
+                warn!(pool = name, problem = invalid.message, "invalid pool; keeping its last valid spec");
+                self.invalid_pools.insert(name, invalid);
+                PoolChange::default()
+            }
+        }
+    }
+
+    /// Queues what a pool change means for Services and pool status.
+    fn take_pool_change(
+        &mut self,
+        change: PoolChange,
+        writer: &ApiWriter,
+        services: &Store<Service>,
+        jobs: &mut JoinSet<JobOutcome>,
+    ) {
+        for displaced in change.displaced {
+            if let Some(svc) =
+                services.get(&ObjectRef::new(&displaced.service.name).within(&displaced.service.namespace))
+            {
+                jobs.spawn(writer.event(&*svc, writes::Note::warning("IPReleased", displaced.to_string())).run());
+            }
+            self.dirty_services.insert(displaced.service);
+        }
+        for rehomed in change.rehomed {
+            self.dirty_services.insert(rehomed.service);
+        }
+        if change.capacity_added {
+            self.dirty_services.extend(self.pending.keys().cloned());
+        }
+        self.dirty_pool_status.extend(change.affected_pools);
+    }
+
+    /// The next Service to look at that has no write in flight.
+    fn next_service(&mut self) -> Option<ServiceKey> {
+        let key = self.dirty_services.iter().find(|key| !self.in_flight.contains(*key))?.clone();
+        self.dirty_services.remove(&key);
+        Some(key)
+    }
+
+    /// Decides what `key` should hold and returns the write that makes it so,
+    /// if any.
+    #[allow(clippy::too_many_arguments)]
+    fn reconcile_service(
+        &mut self,
+        key: &ServiceKey,
+        svc: Option<&Service>,
+        namespace_labels: &Labels,
+        settings: &EngineSettings,
+        metrics: &Metrics,
+        writer: &ApiWriter,
+        jobs: &mut JoinSet<JobOutcome>,
+    ) -> Option<Job> {
+        let Some(svc) = svc.filter(|svc| service::is_managed(svc, settings.load_balancer_class.as_deref())) else {
+            // Deleted, or no longer a LoadBalancer Service of ours.
+            self.pending.remove(key);
+            if let Some(released) = self.allocator.release(key) {
+                self.released(&released, metrics);
+                if let Some(svc) = svc {
+                    let note = format!("{} released: the Service is no longer served by ironlb", list(&released));
+                    jobs.spawn(writer.event(svc, writes::Note::normal("IPReleased", note)).run());
+                }
+            }
+            // Clear what ironlb wrote on a Service that is still there.
+            return svc.filter(|svc| wrote_on(svc)).map(|svc| writer.service(key.clone(), svc, None));
+        };
+        let before = self.allocator.assignment(key).cloned();
+        let outcome = service::allocation_request(svc, namespace_labels)
+            .map_err(|error| (error.to_string(), error.reason()))
+            .and_then(|request: AllocationRequest| {
+                self.allocator.assign(&request).map_err(|error| (error.to_string(), error.reason()))
+            });
+        match outcome {
+            Ok(assignment) => {
+                self.pending.remove(key);
+                if before.as_ref() != Some(&assignment) {
+                    if let Some(before) = &before {
+                        self.dirty_pool_status.insert(before.pool.clone());
+                    }
+                    self.dirty_pool_status.insert(assignment.pool.clone());
+                    metrics.record_allocation(&assignment.pool);
+                    let note = format!("assigned {} from pool {}", list(&assignment), assignment.pool);
+                    jobs.spawn(writer.event(svc, writes::Note::normal("IPAllocated", note)).run());
+                }
+                let current = service::assigned_addresses(svc);
+                let recorded_pool = svc.annotations().get(annotation::ALLOCATED_FROM_POOL);
+                let in_line = current == assignment.addresses && recorded_pool == Some(&assignment.pool);
+                (!in_line).then(|| writer.service(key.clone(), svc, Some(assignment)))
+            }
+            Err((message, reason)) => {
+                if let Some(before) = &before {
+                    self.released(before, metrics);
+                }
+                if self.pending.get(key) != Some(&message) {
+                    metrics.record_failure(reason);
+                    jobs.spawn(writer.event(svc, writes::Note::warning("AllocationFailed", message.clone())).run());
+                    self.pending.insert(key.clone(), message);
+                }
+                wrote_on(svc).then(|| writer.service(key.clone(), svc, None))
+            }
+        }
+    }
+
+    /// Bookkeeping for addresses a Service gave back: its pool's status
+    /// changes, and pending Services may now fit.
+    fn released(&mut self, released: &Assignment, metrics: &Metrics) {
+        metrics.record_release();
+        self.dirty_pool_status.insert(released.pool.clone());
+        self.dirty_services.extend(self.pending.keys().cloned());
+    }
+}
+
+/// Whether the Service carries anything ironlb wrote: the allocated-from-pool
+/// annotation, or fields owned by ironlb's field manager (another load
+/// balancer's ingress is not ours to clear).
+fn wrote_on(svc: &Service) -> bool {
+    svc.annotations().contains_key(annotation::ALLOCATED_FROM_POOL)
+        || svc.managed_fields().iter().any(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER))
+}
+
+fn list(assignment: &Assignment) -> String {
+    assignment.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}

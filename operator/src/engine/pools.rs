@@ -1,0 +1,254 @@
+//! `IPAddressPool` objects in and out of the allocator: the spec becomes a
+//! [`PoolConfig`], and the allocator's view of the pool becomes its status.
+//!
+//! A pool whose spec fails validation (something the API server's CEL rules
+//! cannot see, such as two overlapping entries) is never handed to the
+//! allocator: the last valid spec keeps serving, so an invalid edit disturbs
+//! no Service that already has an address. Its `Invalid` condition says why.
+
+use std::collections::BTreeSet;
+
+use ironlb_crds::address::Family;
+use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector as KubeSelector, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::allocator::{LabelSelector, PoolConfig, PoolView, Requirement, SelectorOperator, ServiceAllocation};
+
+/// Why a pool's spec cannot be used, for its `Invalid` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InvalidPool {
+    /// CamelCase reason, e.g. `OverlappingEntries`.
+    pub(crate) reason: &'static str,
+    /// Every problem, naming the field.
+    pub(crate) message: String,
+}
+
+/// What the allocator should know of a pool, or why the spec cannot be used.
+pub(crate) fn pool_config(pool: &IPAddressPool) -> Result<PoolConfig, InvalidPool> {
+    let ranges = pool.spec.validate().map_err(|invalid| InvalidPool {
+        reason: invalid.errors.first().map_or(condition_reason::INVALID, |e| e.reason()),
+        message: invalid.to_string(),
+    })?;
+    let name = pool.metadata.name.clone().unwrap_or_default();
+    let mut config = PoolConfig::new(name, ranges);
+    config.created = pool.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
+    config.auto_assign = pool.spec.auto_assign;
+    config.avoid_buggy_ips = pool.spec.avoid_buggy_ips;
+    config.service_allocation = match &pool.spec.service_allocation {
+        None => None,
+        Some(rules) => Some(ServiceAllocation {
+            priority: rules.priority,
+            namespaces: rules.namespaces.iter().cloned().collect(),
+            namespace_selectors: selectors(&rules.namespace_selectors, "namespaceSelectors")?,
+            service_selectors: selectors(&rules.service_selectors, "serviceSelectors")?,
+        }),
+    };
+    Ok(config)
+}
+
+/// Kubernetes label selectors in the allocator's terms. The API server checks
+/// selector operators only for built-in kinds, so an unknown operator in a
+/// pool is reported here, as an invalid spec naming the field.
+fn selectors(selectors: &[KubeSelector], field: &str) -> Result<Vec<LabelSelector>, InvalidPool> {
+    let mut converted = Vec::with_capacity(selectors.len());
+    for (index, selector) in selectors.iter().enumerate() {
+        let mut requirements = Vec::new();
+        for expression in selector.match_expressions.iter().flatten() {
+            let operator: SelectorOperator = expression.operator.parse().map_err(|error| InvalidPool {
+                reason: "InvalidSelector",
+                message: format!("spec.serviceAllocation.{field}[{index}]: {error}"),
+            })?;
+            let values: BTreeSet<String> = expression.values.iter().flatten().cloned().collect();
+            requirements.push(Requirement { key: expression.key.clone(), operator, values });
+        }
+        converted.push(LabelSelector {
+            match_labels: selector.match_labels.clone().unwrap_or_default(),
+            match_expressions: requirements,
+        });
+    }
+    Ok(converted)
+}
+
+/// The status the operator writes for `pool`: its allocations, counts and
+/// conditions. `view` is absent when the allocator does not know the pool
+/// (its spec was never valid); `invalid` is the current spec's problem.
+pub(crate) fn pool_status(
+    pool: &IPAddressPool,
+    view: Option<PoolView<'_>>,
+    invalid: Option<&InvalidPool>,
+    now: Timestamp,
+) -> IPAddressPoolStatus {
+    let mut status = IPAddressPoolStatus { observed_generation: pool.metadata.generation, ..Default::default() };
+    if let Some(view) = view {
+        status.allocations = view
+            .allocations()
+            .map(|(service, assignment)| Allocation {
+                namespace: service.namespace.clone(),
+                name: service.name.clone(),
+                ips: assignment.addresses.iter().map(ToString::to_string).collect(),
+                node: None,
+                interface: None,
+            })
+            .collect();
+        status.record_usage(
+            view.usage(Family::V4).map(|usage| usage.counts()),
+            view.usage(Family::V6).map(|usage| usage.counts()),
+        );
+    }
+    let conflicts = view.map(|view| view.conflicts()).unwrap_or_default();
+    let previous = pool.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let generation = pool.metadata.generation;
+    let condition = |type_: &str, holds: bool, reason: &str, message: String| {
+        let status = if holds { "True" } else { "False" };
+        // Keep the transition time while the condition's status stays the same.
+        let since = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or_else(|| Time(now), |c| c.last_transition_time.clone());
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            observed_generation: generation,
+            last_transition_time: since,
+        }
+    };
+    let conflict_text: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
+    status.conditions = vec![
+        match invalid {
+            Some(problem) => condition(
+                condition_type::INVALID,
+                true,
+                problem.reason,
+                if view.is_some() {
+                    format!("{}; the last valid spec keeps serving", problem.message)
+                } else {
+                    problem.message.clone()
+                },
+            ),
+            None => condition(condition_type::INVALID, false, condition_reason::VALID, String::new()),
+        },
+        if conflicts.is_empty() {
+            condition(condition_type::CONFLICT, false, condition_reason::NO_OVERLAP, String::new())
+        } else {
+            condition(
+                condition_type::CONFLICT,
+                true,
+                condition_reason::OVERLAPS_POOL,
+                format!("{}; those addresses are not allocated from this pool", conflict_text.join("; ")),
+            )
+        },
+        match (invalid, view) {
+            (_, None) | (Some(_), _) => {
+                condition(condition_type::READY, false, condition_reason::INVALID, "the spec is invalid".to_owned())
+            }
+            (None, Some(_)) if !conflicts.is_empty() => condition(
+                condition_type::READY,
+                true,
+                condition_reason::CONFLICT,
+                "allocating from the addresses no older pool lists".to_owned(),
+            ),
+            (None, Some(_)) => condition(condition_type::READY, true, condition_reason::ALLOCATABLE, String::new()),
+        },
+    ];
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use ironlb_crds::v1alpha1::{IPAddressPool, condition_type};
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::{pool_config, pool_status};
+    use crate::allocator::{AllocationRequest, Allocator, ServiceKey};
+
+    fn pool(yaml: &str) -> IPAddressPool {
+        serde_yaml::from_str(yaml).expect("a valid IPAddressPool fixture")
+    }
+
+    fn condition<'a>(
+        status: &'a ironlb_crds::v1alpha1::IPAddressPoolStatus,
+        type_: &str,
+    ) -> (&'a str, &'a str, &'a str) {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).expect("the condition is set");
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+    }
+
+    const WEB: &str = "
+apiVersion: ironlb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: web, generation: 3, creationTimestamp: '2026-01-01T00:00:00Z'}
+spec:
+  addresses: [192.168.2.10-192.168.2.49]
+  avoidBuggyIPs: true
+  serviceAllocation:
+    priority: 5
+    namespaces: [shop]
+    serviceSelectors: [{matchExpressions: [{key: tier, operator: In, values: [web]}]}]
+";
+
+    #[test]
+    fn spec_becomes_the_allocator_pool_with_its_age_and_rules() {
+        let config = pool_config(&pool(WEB)).expect("valid");
+        assert_eq!(config.name, "web");
+        assert_eq!(config.created, 1_767_225_600);
+        assert!(config.auto_assign && config.avoid_buggy_ips);
+        let rules = config.service_allocation.expect("serviceAllocation");
+        assert_eq!(rules.priority, Some(5));
+        assert!(rules.namespaces.contains("shop"));
+        assert_eq!(rules.service_selectors[0].match_expressions[0].key, "tier");
+    }
+
+    #[test]
+    fn unknown_selector_operator_is_an_invalid_spec_naming_the_field() {
+        let bad = WEB.replace("operator: In", "operator: Near");
+        let invalid = pool_config(&pool(&bad)).expect_err("Near is no operator");
+        assert_eq!(invalid.reason, "InvalidSelector");
+        assert!(invalid.message.starts_with("spec.serviceAllocation.serviceSelectors[0]"), "{}", invalid.message);
+    }
+
+    #[test]
+    fn overlapping_entries_make_the_pool_invalid_and_not_ready() {
+        let bad = pool(&WEB.replace("[192.168.2.10-192.168.2.49]", "[192.168.2.0/24, 192.168.2.10-192.168.2.49]"));
+        let invalid = pool_config(&bad).expect_err("entries overlap");
+        let status = pool_status(&bad, None, Some(&invalid), Timestamp::UNIX_EPOCH);
+        assert_eq!(condition(&status, condition_type::INVALID).0, "True");
+        assert_eq!(condition(&status, condition_type::INVALID).1, "OverlappingEntries");
+        assert_eq!(condition(&status, condition_type::READY).0, "False");
+    }
+
+    #[test]
+    fn status_lists_allocations_counts_and_generation() {
+        let web = pool(WEB);
+        let mut allocator = Allocator::new();
+        let mut config = pool_config(&web).expect("valid");
+        config.service_allocation = None;
+        allocator.set_pool(config);
+        allocator.assign(&AllocationRequest::new(ServiceKey::new("shop", "front"))).expect("an address");
+        let status = pool_status(&web, allocator.pool("web"), None, Timestamp::UNIX_EPOCH);
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(status.allocations.len(), 1);
+        assert_eq!(
+            (status.allocations[0].namespace.as_str(), status.allocations[0].ips[0].as_str()),
+            ("shop", "192.168.2.10")
+        );
+        assert_eq!(status.assigned_summary.as_deref(), Some("v4=1"));
+        assert_eq!(status.available_summary.as_deref(), Some("v4=39"));
+        assert_eq!(condition(&status, condition_type::READY), ("True", "Allocatable", ""));
+        assert_eq!(condition(&status, condition_type::CONFLICT).0, "False");
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_while_its_status_holds() {
+        let mut web = pool(WEB);
+        let mut allocator = Allocator::new();
+        allocator.set_pool(pool_config(&web).expect("valid"));
+        let first = pool_status(&web, allocator.pool("web"), None, Timestamp::UNIX_EPOCH);
+        web.status = Some(first.clone());
+        let later = Timestamp::from_second(1_000).expect("a time");
+        let second = pool_status(&web, allocator.pool("web"), None, later);
+        assert_eq!(first.conditions, second.conditions);
+    }
+}

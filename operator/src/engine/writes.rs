@@ -1,0 +1,173 @@
+//! The API writes the engine decides on, as self-contained jobs that run
+//! concurrently with the engine loop and report back how they went.
+//!
+//! Every write is a server-side apply under one field manager
+//! ([`FIELD_MANAGER`]): ironlb owns exactly the fields it sets
+//! (`status.loadBalancer.ingress`, the `ironlb.io/allocated-from-pool`
+//! annotation, the pool status but for what speakers own), and applying an
+//! empty value gives them back without touching anyone else's.
+
+use std::future::Future;
+use std::net::IpAddr;
+
+use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::allocator::{Assignment, ServiceKey};
+use crate::service::{annotation, load_balancer_status};
+
+/// The field manager of every write of the operator.
+pub const FIELD_MANAGER: &str = "ironlb-operator";
+
+/// Issues the writes; cheap to clone into jobs.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    client: Client,
+    /// `reportingInstance` of the Events: which replica wrote them.
+    identity: String,
+}
+
+/// A write to run.
+pub(crate) struct Job(std::pin::Pin<Box<dyn Future<Output = JobOutcome> + Send>>);
+
+impl Job {
+    pub(crate) fn run(self) -> impl Future<Output = JobOutcome> + Send {
+        self.0
+    }
+}
+
+/// How a write went.
+pub(crate) enum JobOutcome {
+    /// The Service's status and annotation.
+    Service { key: ServiceKey, result: Result<(), kube::Error> },
+    /// A pool's status.
+    PoolStatus { pool: String, result: Result<(), kube::Error> },
+    /// An Event.
+    Event { result: Result<(), kube::Error> },
+    /// A failed Service write whose retry delay has passed.
+    Retry { key: ServiceKey },
+}
+
+/// An Event to publish.
+pub(crate) struct Note {
+    type_: &'static str,
+    reason: &'static str,
+    message: String,
+}
+
+impl Note {
+    pub(crate) fn normal(reason: &'static str, message: String) -> Self {
+        Self { type_: "Normal", reason, message }
+    }
+
+    pub(crate) fn warning(reason: &'static str, message: String) -> Self {
+        Self { type_: "Warning", reason, message }
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(client: Client, identity: &str) -> Self {
+        Self { client, identity: identity.to_owned() }
+    }
+
+    /// Makes the Service show `assignment` (or nothing): its
+    /// `status.loadBalancer.ingress` and `ironlb.io/allocated-from-pool`.
+    pub(crate) fn service(&self, key: ServiceKey, svc: &Service, assignment: Option<Assignment>) -> Job {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &key.namespace);
+        let name = svc.name_any();
+        let addresses: Vec<IpAddr> = assignment.as_ref().map(|a| a.addresses.clone()).unwrap_or_default();
+        let status = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "status": { "loadBalancer": load_balancer_status(&addresses) },
+        });
+        let annotations = match &assignment {
+            Some(assignment) => json!({ annotation::ALLOCATED_FROM_POOL: assignment.pool }),
+            None => json!({}),
+        };
+        let metadata = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": { "name": name, "annotations": annotations },
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        Job(Box::pin(async move {
+            // Status first: it is what users and speakers read; the annotation
+            // only records the pool for people and for restarts.
+            let result = async {
+                api.patch_status(&name, &params, &Patch::Apply(status)).await?;
+                api.patch(&name, &params, &Patch::Apply(metadata)).await?;
+                Ok(())
+            }
+            .await;
+            JobOutcome::Service { key, result }
+        }))
+    }
+
+    /// Writes a pool's status.
+    pub(crate) fn pool_status(&self, pool: String, status: IPAddressPoolStatus) -> Job {
+        let api: Api<IPAddressPool> = Api::all(self.client.clone());
+        let patch = json!({
+            "apiVersion": "ironlb.io/v1alpha1", "kind": "IPAddressPool",
+            "status": status,
+        });
+        Job(Box::pin(async move {
+            let result = api
+                .patch_status(&pool, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
+                .await
+                .map(drop);
+            JobOutcome::PoolStatus { pool, result }
+        }))
+    }
+
+    /// Publishes an Event about `object`, in its namespace (`default` for a
+    /// pool, which has none, as kubectl looks for it).
+    ///
+    /// Each Event is its own object: the engine already sends one only when
+    /// something changed (a new reason, a new address), and kube-rs's
+    /// recorder would fold two Events of one reason into a series that keeps
+    /// only the first message.
+    pub(crate) fn event<K: Resource<DynamicType = ()>>(&self, object: &K, note: Note) -> Job {
+        let regarding = object.object_ref(&());
+        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let now = Timestamp::now();
+        let event = Event {
+            // Named as client-go names Events: the object and the time in hex.
+            metadata: ObjectMeta {
+                name: Some(format!("{}.{:x}", regarding.name.as_deref().unwrap_or("ironlb"), now.as_nanosecond())),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            type_: Some(note.type_.to_owned()),
+            reason: Some(note.reason.to_owned()),
+            // The API server refuses notes over 1 kB.
+            note: Some(truncate(note.message, 1024)),
+            action: Some(note.reason.to_owned()),
+            regarding: Some(regarding),
+            reporting_controller: Some(FIELD_MANAGER.to_owned()),
+            reporting_instance: Some(self.identity.clone()),
+            ..Event::default()
+        };
+        Job(Box::pin(async move {
+            JobOutcome::Event { result: api.create(&PostParams::default(), &event).await.map(drop) }
+        }))
+    }
+}
+
+/// `text` cut to at most `limit` bytes, on a character boundary.
+fn truncate(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let mut end = limit - 3;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
