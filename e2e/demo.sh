@@ -10,11 +10,12 @@ bold=$'\e[1m'; dim=$'\e[2m'; reset=$'\e[0m'
 
 say() { printf '\n%s# %s%s\n' "$dim" "$*" "$reset"; }
 # Prints a command as typed, then runs it.
-show() { printf '%s$ %s%s\n' "$bold" "$*" "$reset"; "$@"; }
+# Both output streams go to stdout, so a refusal reads in its place.
+show() { printf '%s$ %s%s\n' "$bold" "$*" "$reset"; "$@" 2>&1; }
 show_input() { # show_input <stdin> <cmd...>
   local input=$1; shift
   printf '%s$ %s <<EOF%s\n%s\n%sEOF%s\n' "$bold" "$*" "$reset" "$input" "$bold" "$reset"
-  "$@" <<<"$input"
+  "$@" <<<"$input" 2>&1
 }
 
 scripts/install-deps.sh >/dev/null
@@ -35,7 +36,20 @@ show kubectl get crd ipaddresspools.ironlb.io l2advertisements.ironlb.io
 
 say "The tutorial's address pool, as an IPAddressPool instead of MetalLB's ConfigMap."
 show_input "$(cat e2e/demo/tutorial-pool.yaml)" kubectl apply -f -
+
+say "ironlb-operator (two replicas, one leading) assigns the Service the pool's first address:"
+for _ in $(seq 1 100); do
+  [ -n "$(kubectl get service load-balancer-service -o jsonpath='{.status.loadBalancer.ingress[0].ip}')" ] && break
+  sleep 0.2
+done
+show kubectl get service load-balancer-service -o wide
 show kubectl get ipaddresspools
+
+say "The pool's status records every allocation:"
+show kubectl describe ipaddresspool default
+
+say "And the Service says where its address came from:"
+show kubectl get events --field-selector involvedObject.name=load-balancer-service
 
 say "A bad pool is refused by the API server, naming the bad entry:"
 show_input "$(sed 's/192.168.2.10-192.168.2.49/192.168.2.49-192.168.2.10/; s/name: default/name: reversed/' e2e/demo/tutorial-pool.yaml)" \
@@ -44,8 +58,7 @@ show_input "$(sed 's/192.168.2.10-192.168.2.49/192.168.2.49-192.168.2.10/; s/nam
 say "Every field is documented:"
 show kubectl explain ipaddresspool.spec.addresses
 
-say "The operator that assigns 192.168.2.10 to the Service and the speakers that answer ARP for it are the next steps of ironlb (issues 3 and 4), so EXTERNAL-IP stays <pending> for now:"
-show kubectl get service load-balancer-service
+say "Answering ARP/NDP for 192.168.2.10 from the node that wins it is the speaker's job, which comes next (issue 4); until then the address is assigned but not yet announced on the lab's LAN."
 
 cat <<TXT
 

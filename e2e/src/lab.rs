@@ -113,7 +113,8 @@ impl Cleanup {
         Ok(())
     }
 
-    /// Deletes the cluster-scoped object `kind/name` (e.g. `ipaddresspool/web`) at the end.
+    /// Deletes the object `kind/name` (e.g. `ipaddresspool/web`; namespaced ones in
+    /// `default`) at the end.
     pub fn object(&mut self, object: &str) {
         self.objects.push(object.to_owned());
     }

@@ -10,6 +10,7 @@
 mod api;
 mod chart;
 mod control_plane;
+mod demo;
 mod failover;
 mod operator;
 
@@ -35,7 +36,8 @@ fn lab() -> Result<Lab, Failed> {
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads.get_or_insert(1);
-    let tests: Vec<Test> = [control_plane::TESTS, chart::TESTS, api::TESTS, operator::TESTS, failover::TESTS].concat();
+    let tests: Vec<Test> =
+        [control_plane::TESTS, chart::TESTS, api::TESTS, operator::TESTS, failover::TESTS, demo::TESTS].concat();
     let trials = tests
         .into_iter()
         .map(|(name, test)| Trial::test(name, move || test(&lab()?).map_err(|e| format!("{e:#}").into())))
