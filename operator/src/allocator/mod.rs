@@ -441,6 +441,11 @@ impl<'a> PoolView<'a> {
         self.pool.services.iter().filter_map(move |key| services.get(key).map(|record| (key, &record.assignment)))
     }
 
+    /// How many Services hold addresses from the pool, without walking them.
+    pub fn allocation_count(&self) -> usize {
+        self.pool.services.len()
+    }
+
     /// The pool's counts for `family`, or `None` when it has no entry of that family.
     pub fn usage(&self, family: Family) -> Option<AddressUsage> {
         self.pool.space(family).map(AddressSpace::usage)

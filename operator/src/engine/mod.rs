@@ -20,8 +20,10 @@
 //! calls with no locks; the API writes it causes run concurrently (bounded by
 //! [`EngineSettings::write_concurrency`]) and never two at once for one
 //! Service. Pool status is written at most once per
-//! [`EngineSettings::status_interval`] per pool, so a burst of 10,000
-//! allocations costs a handful of pool writes, not 10,000.
+//! [`EngineSettings::status_interval`] per pool, stretched by one interval per
+//! 1,000 allocations it lists: a status write costs the API server time in
+//! proportion to its size, so a burst of 10,000 allocations costs a handful
+//! of pool writes, not 10,000.
 
 mod pools;
 mod writes;
@@ -56,7 +58,8 @@ pub struct EngineSettings {
     pub load_balancer_class: Option<String>,
     /// API writes in flight at once.
     pub write_concurrency: usize,
-    /// Least time between two status writes of one pool.
+    /// Least time between two status writes of one pool (more for big pools, see
+    /// [`status_interval_for`]).
     pub status_interval: Duration,
     /// How long to wait before retrying a failed write.
     pub retry_delay: Duration,
@@ -361,10 +364,9 @@ impl Engine {
             .dirty_pool_status
             .iter()
             .filter(|name| {
-                leadership
-                    .last_status_write
-                    .get(*name)
-                    .is_none_or(|t| now.duration_since(*t) >= self.settings.status_interval)
+                let listed = leadership.allocator.pool(name).map_or(0, |view| view.allocation_count());
+                let interval = status_interval_for(self.settings.status_interval, listed);
+                leadership.last_status_write.get(*name).is_none_or(|t| now.duration_since(*t) >= interval)
             })
             .cloned()
             .collect();
@@ -455,6 +457,14 @@ fn new_conflict(pool: &IPAddressPool, status: &ironlb_crds::v1alpha1::IPAddressP
     let now = conflict(&status.conditions)?;
     let before = pool.status.as_ref().and_then(|s| conflict(&s.conditions));
     (before.as_ref() != Some(&now)).then_some(now)
+}
+
+/// The least time between two status writes of a pool holding `allocations`:
+/// one `base` interval plus one per 1,000 allocations, so the bytes written
+/// per second stay about the same however big the pool grows.
+pub fn status_interval_for(base: Duration, allocations: usize) -> Duration {
+    let allocations = u32::try_from(allocations.min(pools::MAX_LISTED_ALLOCATIONS)).unwrap_or(u32::MAX);
+    base * (1 + allocations / 1_000)
 }
 
 fn mark_synced<K>(synced: &mut bool, event: &watcher::Event<K>) {
@@ -611,4 +621,18 @@ fn wrote_on(svc: &Service) -> bool {
 
 fn list(assignment: &Assignment) -> String {
     assignment.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::status_interval_for;
+
+    #[test]
+    fn big_pools_are_written_less_often() {
+        let base = Duration::from_millis(500);
+        assert_eq!(status_interval_for(base, 10), base);
+        assert_eq!(status_interval_for(base, 10_000), base * 6);
+    }
 }

@@ -15,6 +15,13 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::allocator::{LabelSelector, PoolConfig, PoolView, Requirement, SelectorOperator, ServiceAllocation};
 
+/// The most allocations a pool status lists. Kubernetes refuses objects over
+/// about 1.5 MiB, and each listed allocation costs ~150 bytes with its
+/// server-side-apply bookkeeping; past this the status lists the first ones
+/// (by namespace and name) and says how many it left out. The counts stay
+/// exact, and every Service's own status always carries its address.
+pub(crate) const MAX_LISTED_ALLOCATIONS: usize = 5_000;
+
 /// Why a pool's spec cannot be used, for its `Invalid` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct InvalidPool {
@@ -80,9 +87,12 @@ pub(crate) fn pool_status(
     now: Timestamp,
 ) -> IPAddressPoolStatus {
     let mut status = IPAddressPoolStatus { observed_generation: pool.metadata.generation, ..Default::default() };
+    let mut omitted = 0;
     if let Some(view) = view {
+        omitted = view.allocation_count().saturating_sub(MAX_LISTED_ALLOCATIONS);
         status.allocations = view
             .allocations()
+            .take(MAX_LISTED_ALLOCATIONS)
             .map(|(service, assignment)| Allocation {
                 namespace: service.namespace.clone(),
                 name: service.name.clone(),
@@ -149,6 +159,15 @@ pub(crate) fn pool_status(
                 true,
                 condition_reason::CONFLICT,
                 "allocating from the addresses no older pool lists".to_owned(),
+            ),
+            (None, Some(_)) if omitted > 0 => condition(
+                condition_type::READY,
+                true,
+                condition_reason::ALLOCATABLE,
+                format!(
+                    "status.allocations lists the first {MAX_LISTED_ALLOCATIONS} allocations; {omitted} more are \
+                     recorded only in their Services' status (object size limit)"
+                ),
             ),
             (None, Some(_)) => condition(condition_type::READY, true, condition_reason::ALLOCATABLE, String::new()),
         },
@@ -238,6 +257,29 @@ spec:
         assert_eq!(status.available_summary.as_deref(), Some("v4=39"));
         assert_eq!(condition(&status, condition_type::READY), ("True", "Allocatable", ""));
         assert_eq!(condition(&status, condition_type::CONFLICT).0, "False");
+    }
+
+    #[test]
+    fn a_huge_pool_lists_the_first_allocations_and_says_how_many_it_left_out() {
+        let web = pool(
+            "
+apiVersion: ironlb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: big, generation: 1}
+spec: {addresses: [10.0.0.0/8]}
+",
+        );
+        let mut allocator = Allocator::new();
+        allocator.set_pool(pool_config(&web).expect("valid"));
+        for n in 0..super::MAX_LISTED_ALLOCATIONS + 7 {
+            allocator.assign(&AllocationRequest::new(ServiceKey::new("bench", format!("svc-{n:05}")))).expect("room");
+        }
+        let status = pool_status(&web, allocator.pool("big"), None, Timestamp::UNIX_EPOCH);
+        assert_eq!(status.allocations.len(), super::MAX_LISTED_ALLOCATIONS);
+        assert_eq!(status.ipv4.as_ref().map(|u| u.assigned.as_str()), Some("5007"));
+        let (ready, _, message) = condition(&status, condition_type::READY);
+        assert_eq!(ready, "True");
+        assert!(message.contains("7 more"), "{message}");
     }
 
     #[test]
