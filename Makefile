@@ -44,6 +44,13 @@ bench: controlplane bins ## Benchmarks: allocator vs first-fit, 10,000 Services 
 	$(CARGO) bench -p ironlb-operator --bench allocator
 	$(CARGO) bench -p ironlb-e2e --bench operator
 
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: ## Fuzz the ARP/NDP frame parser for FUZZ_SECONDS (nightly + cargo-fuzz; not part of make test)
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/parse_frame
+	$(CARGO) +nightly fuzz run parse_frame fuzz/corpus/parse_frame fuzz/seeds/parse_frame -- -max_total_time=$(FUZZ_SECONDS)
+
 .PHONY: crds
 crds: ## Regenerate charts/ironlb/crds from the Rust API types
 	$(CARGO) run --quiet -p ironlb-crds --bin crdgen

@@ -10,4 +10,5 @@
 #![forbid(unsafe_code)]
 
 pub mod address;
+pub mod announcer;
 pub mod v1alpha1;

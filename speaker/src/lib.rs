@@ -1,0 +1,3 @@
+//! ironlb-speaker as a library.
+
+pub mod packet;
