@@ -6,6 +6,8 @@
 //! tools a user would (`kubectl`, `helm`), plus a kube-rs client for the precise
 //! assertions a CLI's text output cannot give.
 
+#![forbid(unsafe_code)]
+
 mod command;
 mod lab;
 mod wait;

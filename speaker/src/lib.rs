@@ -1,3 +1,4 @@
 //! ironlb-speaker as a library.
 
+pub mod net;
 pub mod packet;
