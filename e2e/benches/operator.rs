@@ -13,11 +13,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use futures::{StreamExt, TryStreamExt};
-use ironlb_e2e::{LabSession, block_on};
+use ironlb_e2e::{LabSession, block_on, create_load_balancer_services};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 
 /// Creations in flight at once: enough to keep the API server busy without
 /// tripping its max-in-flight limit (400 by default).
@@ -54,7 +53,7 @@ fn run(lab: &ironlb_e2e::Lab, count: usize) -> Result<()> {
     let baseline_api: Api<Service> =
         block_on(async { Ok(Api::namespaced(lab.client().await?, "ironlb-bench-baseline")) })?;
     let started = Instant::now();
-    block_on(create(&baseline_api, count))?;
+    block_on(create_load_balancer_services(&baseline_api, "bench", count, CREATE_PARALLELISM))?;
     let baseline = started.elapsed();
     lab.kubectl(&["delete", "namespace", "ironlb-bench-baseline", "--timeout=600s"])?.ok()?;
     for replica in ["0", "1"] {
@@ -77,7 +76,7 @@ fn run(lab: &ironlb_e2e::Lab, count: usize) -> Result<()> {
     let creating = {
         let api = api.clone();
         std::thread::spawn(move || {
-            let result = block_on(create(&api, count));
+            let result = block_on(create_load_balancer_services(&api, "bench", count, CREATE_PARALLELISM));
             (result, started.elapsed())
         })
     };
@@ -118,23 +117,6 @@ fn wait_for_leader(lab: &ironlb_e2e::Lab) -> Result<()> {
         let leader = lab.run("e2e/lab/operator.sh", &["leader"])?.ok()?.stdout;
         Ok(matches!(leader.trim(), "0" | "1").then_some(()))
     })
-}
-
-async fn create(api: &Api<Service>, count: usize) -> Result<()> {
-    futures::stream::iter(0..count)
-        .map(|n| async move {
-            // No node ports: 10,000 of them would not fit the lab's range and
-            // are irrelevant to address allocation.
-            let svc: Service = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": format!("bench-{n}")},
-                "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]},
-            }))?;
-            api.create(&PostParams::default(), &svc).await?;
-            anyhow::Ok(())
-        })
-        .buffer_unordered(CREATE_PARALLELISM)
-        .try_collect()
-        .await
 }
 
 fn ingress(svc: &Service) -> Option<String> {

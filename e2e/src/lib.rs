@@ -16,6 +16,31 @@ pub use command::{CommandOutput, run};
 pub use lab::{Cleanup, Lab, LabSession};
 pub use wait::wait_for;
 
+/// Creates `count` LoadBalancer Services `<prefix>-0`, `<prefix>-1`, … through
+/// `api`, `parallel` requests at a time. They have no node ports: thousands
+/// of them would not fit a NodePort range, and address allocation does not
+/// care.
+pub async fn create_load_balancer_services(
+    api: &kube::Api<k8s_openapi::api::core::v1::Service>,
+    prefix: &str,
+    count: usize,
+    parallel: usize,
+) -> anyhow::Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(0..count)
+        .map(|n| async move {
+            let svc = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("{prefix}-{n}")},
+                "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]},
+            }))?;
+            api.create(&kube::api::PostParams::default(), &svc).await?;
+            anyhow::Ok(())
+        })
+        .buffer_unordered(parallel)
+        .try_collect()
+        .await
+}
+
 /// Runs one async step (a kube-rs call) to completion on the suite's
 /// runtime. One runtime serves the whole suite: a kube-rs client keeps a
 /// worker task on the runtime that made it, so a client must not outlive its

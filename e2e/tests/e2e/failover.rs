@@ -5,10 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use futures::{StreamExt, TryStreamExt};
-use ironlb_e2e::{Lab, block_on, wait_for};
+use ironlb_e2e::{Lab, block_on, create_load_balancer_services, wait_for};
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
 use crate::Test;
@@ -20,22 +19,6 @@ pub(crate) const TESTS: &[Test] = &[
         leader_killed_while_services_are_created_loses_and_duplicates_nothing,
     ),
 ];
-
-/// Creates `count` LoadBalancer Services `svc-0..` in `namespace`, `parallel` at a time.
-async fn create_services(api: &Api<Service>, count: usize, parallel: usize) -> Result<()> {
-    futures::stream::iter(0..count)
-        .map(|n| async move {
-            let svc: Service = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": format!("svc-{n}")},
-                "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]},
-            }))?;
-            api.create(&PostParams::default(), &svc).await?;
-            anyhow::Ok(())
-        })
-        .buffer_unordered(parallel)
-        .try_collect()
-        .await
-}
 
 /// Every Service of the namespace with its first ingress IP (if any) and resourceVersion.
 async fn addresses(api: &Api<Service>) -> Result<BTreeMap<String, (Option<String>, String)>> {
@@ -77,7 +60,7 @@ fn restart_keeps_every_assigned_ip(lab: &Lab) -> Result<()> {
     // Outside the LAN: these addresses are only handed out, never sent to.
     lab.apply("apiVersion: ironlb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: e2e-restart}\nspec: {addresses: [10.201.0.0/16]}\n")?;
     let api: Api<Service> = block_on(async { Ok(Api::namespaced(lab.client().await?, "e2e-restart")) })?;
-    block_on(create_services(&api, SERVICES, 16))?;
+    block_on(create_load_balancer_services(&api, "svc", SERVICES, 16))?;
     let before = wait_all_served(&api, SERVICES, Duration::from_secs(180))?;
 
     // A crash of both replicas, then a fresh start.
@@ -111,7 +94,7 @@ fn leader_killed_while_services_are_created_loses_and_duplicates_nothing(lab: &L
 
     let creator = {
         let api = api.clone();
-        std::thread::spawn(move || block_on(create_services(&api, SERVICES, 4)))
+        std::thread::spawn(move || block_on(create_load_balancer_services(&api, "svc", SERVICES, 4)))
     };
     std::thread::sleep(Duration::from_secs(1));
     lab.run("e2e/lab/operator.sh", &["kill", &leader])?.ok()?;
