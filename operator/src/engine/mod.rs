@@ -156,8 +156,9 @@ impl Engine {
     /// When leadership is lost: the caller should exit so that it comes back as a standby
     /// with fresh state (the usual pattern of Kubernetes controllers).
     pub async fn run(mut self, health: Health, gate: LeaderGate) -> anyhow::Result<()> {
-        // Two handles: select! polls "lost" and "acquired" side by side.
-        let (mut losing, mut acquiring) = (gate.clone(), gate.clone());
+        // Becoming leader is noticed on the next tick (at most half a status
+        // interval later); losing it is acted on at once.
+        let mut losing = gate.clone();
         let mut inputs = self.inputs();
         let mut jobs: JoinSet<JobOutcome> = JoinSet::new();
         let mut tick = tokio::time::interval(self.settings.status_interval / 2);
@@ -175,7 +176,6 @@ impl Engine {
                     self.metrics.set_leader(false);
                     anyhow::bail!("lost the leader lease");
                 }
-                acquired = acquiring.acquired(), if self.leadership.is_none() => acquired?,
                 _ = tick.tick() => {}
             }
             let synced = self.caches.synced.iter().all(|s| *s);
