@@ -324,6 +324,7 @@ impl Engine {
                 None => {
                     leadership.applied_pools.remove(&name);
                     leadership.invalid_pools.remove(&name);
+                    leadership.last_status_write.remove(&name);
                     self.metrics.forget_pool(&name);
                     leadership.allocator.remove_pool(&name)
                 }
