@@ -20,7 +20,11 @@ pub(crate) const TESTS: &[Test] = &[
     ),
 ];
 
-/// Every Service of the namespace with its first ingress IP (if any) and resourceVersion.
+/// Every Service of the namespace with its resourceVersion and, once the
+/// operator has finished both of its writes to it (the ingress IP, then the
+/// `ironlb.io/allocated-from-pool` annotation), its first ingress IP. Waiting
+/// for both matters: a snapshot taken between the two would see the second
+/// write land later and blame it on whatever came next.
 async fn addresses(api: &Api<Service>) -> Result<BTreeMap<String, (Option<String>, String)>> {
     Ok(api
         .list(&ListParams::default())
@@ -28,8 +32,9 @@ async fn addresses(api: &Api<Service>) -> Result<BTreeMap<String, (Option<String
         .items
         .into_iter()
         .map(|svc| {
+            let annotated = svc.annotations().contains_key("ironlb.io/allocated-from-pool");
             let ip = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()?.ingress.as_ref()?.first()?.ip.clone());
-            (svc.name_any(), (ip, svc.resource_version().unwrap_or_default()))
+            (svc.name_any(), (ip.filter(|_| annotated), svc.resource_version().unwrap_or_default()))
         })
         .collect())
 }
