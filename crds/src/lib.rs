@@ -1,6 +1,8 @@
 //! The `ironlb.io` API and the pure functions the operator and the speakers must agree on.
 //!
 //! - [`address`]: parsing pool entries, interval arithmetic, the allocator's interval sets.
+//! - [`announcer`]: who announces each address, and the facts it is decided from.
+//! - [`events`]: Events as both binaries post them.
 //! - [`v1alpha1`]: the custom resources (`IPAddressPool`, `L2Advertisement`), their status
 //!   types, the CEL rules the API server enforces and [`v1alpha1::IPAddressPoolSpec::validate`],
 //!   which applies the same rules in Rust.
@@ -11,4 +13,5 @@
 
 pub mod address;
 pub mod announcer;
+pub mod events;
 pub mod v1alpha1;

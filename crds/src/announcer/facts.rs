@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use crate::v1alpha1::Allocation;
+
 /// The labels of an object (a Node or an IPAddressPool).
 pub type Labels = BTreeMap<String, String>;
 
@@ -84,4 +86,22 @@ pub struct ServiceFacts {
     /// Whether the Service has at least one ready or serving endpoint anywhere. Without one, no
     /// node announces its addresses.
     pub has_serving_endpoint: bool,
+}
+
+impl ServiceFacts {
+    /// The facts of one allocation of `pool`, as the pool status records it. Endpoint nodes are
+    /// left empty: under `Local` the reader fills [`Self::nodes_with_endpoints`] (and
+    /// [`Self::has_serving_endpoint`]) from the Service's EndpointSlices. An address that does
+    /// not parse is skipped.
+    pub fn from_allocation(pool: &PoolFacts, allocation: &Allocation) -> Self {
+        Self {
+            namespace: allocation.namespace.clone(),
+            name: allocation.name.clone(),
+            addresses: allocation.ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+            pool: pool.clone(),
+            local_traffic_policy: allocation.is_local(),
+            nodes_with_endpoints: BTreeSet::new(),
+            has_serving_endpoint: allocation.serving,
+        }
+    }
 }

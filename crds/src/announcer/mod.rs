@@ -90,7 +90,9 @@
 
 mod advertisement;
 mod announcement;
+pub mod endpoints;
 mod facts;
+pub mod peers;
 mod score;
 
 #[cfg(test)]
@@ -98,5 +100,7 @@ mod tests;
 
 pub use advertisement::Advertisements;
 pub use announcement::{Announcement, Carriers, Ineligible, Winner, announcements};
+pub use endpoints::{EndpointIndex, EndpointSummary};
 pub use facts::{EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS, InterfaceFacts, Labels, NodeFacts, PoolFacts, ServiceFacts};
+pub use peers::{Peer, Peers, PublishedInterface, PublishedNode};
 pub use score::{HASH_KEY, score};

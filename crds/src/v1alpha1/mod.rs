@@ -19,7 +19,9 @@ pub use cel::{MAX_ADDRESSES, MAX_ENTRY_LENGTH};
 pub use crd::crds;
 pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec, L2AdvertisementStatus};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, ServiceAllocation};
-pub use status::{Allocation, FamilyCounts, FamilyUsage, IPAddressPoolStatus, condition_reason, condition_type};
+pub use status::{
+    Allocation, FamilyCounts, FamilyUsage, IPAddressPoolStatus, TRAFFIC_POLICY_LOCAL, condition_reason, condition_type,
+};
 pub use validation::{InvalidPoolSpec, SpecError};
 
 /// The API group of every ironlb resource.

@@ -1,10 +1,15 @@
 //! `IPAddressPool.status`: the allocation record.
 //!
-//! Data flow: the operator owns everything here except `allocations[].node` and
-//! `allocations[].interface`, which the speaker announcing the IP writes. Allocations are a
-//! `map` list keyed by namespace and name, so each writer can server-side-apply its own fields of
-//! an entry without clobbering the other's. On restart the operator rebuilds its allocator from
-//! `allocations` before assigning anything new, so a restart never moves an IP.
+//! Data flow: the operator (its leader) is the only writer of the status. Besides the
+//! addresses, each allocation records what the speakers decide from — the Service's
+//! `externalTrafficPolicy` and whether it has a serving endpoint — and the node announcing it,
+//! which the operator computes with the same function the speakers run
+//! ([`crate::announcer`]) over the same facts (the speakers' Leases). One writer per field keeps
+//! the writes proportional to changes: a status write happens when an allocation, a Service's
+//! serving state or an announcer changes, never per node. The speakers read the allocations (this
+//! is their only source of what to announce, so they need no Service cache) and the speaker that
+//! starts announcing posts an Event on the Service. On restart the operator rebuilds its allocator
+//! from `allocations` before assigning anything new, so a restart never moves an IP.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
@@ -96,14 +101,36 @@ pub struct Allocation {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ips: Vec<String>,
 
-    /// The node answering ARP/NDP for these addresses, written by that node's speaker. Absent
-    /// while no node announces them (no healthy node is eligible).
+    /// `Local` when the Service's `spec.externalTrafficPolicy` is `Local`: only a node with a
+    /// ready or serving endpoint of the Service announces it. Absent means `Cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<String>,
+
+    /// Whether the Service has at least one ready or serving endpoint. No node announces a
+    /// Service that has none: its clients get no answer rather than a connection refused.
+    #[serde(default)]
+    pub serving: bool,
+
+    /// The node answering ARP/NDP for these addresses: the eligible node the announcer function
+    /// picks, as every speaker computes it. Absent while no node is eligible (no live speaker
+    /// selected by an L2Advertisement, no serving endpoint, no interface on the subnet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
 
-    /// The network interface the node announces on. Example: `eth0`.
+    /// The network interface the node answers on (the first, when several can carry the
+    /// addresses). Example: `eth0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
+}
+
+/// The `externalTrafficPolicy` value recorded in [`Allocation::external_traffic_policy`].
+pub const TRAFFIC_POLICY_LOCAL: &str = "Local";
+
+impl Allocation {
+    /// Whether only nodes with a local endpoint may announce the addresses.
+    pub fn is_local(&self) -> bool {
+        self.external_traffic_policy.as_deref() == Some(TRAFFIC_POLICY_LOCAL)
+    }
 }
 
 /// Address counts of one family, as exact decimal strings: an IPv6 /64 holds 2^64 addresses,
