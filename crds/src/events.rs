@@ -20,6 +20,18 @@ pub struct Note {
     pub message: String,
 }
 
+impl Note {
+    /// A `Normal` Event.
+    pub fn normal(reason: &'static str, message: String) -> Self {
+        Self { type_: "Normal", reason, message }
+    }
+
+    /// A `Warning` Event.
+    pub fn warning(reason: &'static str, message: String) -> Self {
+        Self { type_: "Warning", reason, message }
+    }
+}
+
 /// A new Event about `regarding`, written by `controller` (the reporting controller, e.g.
 /// `ironlb.io/speaker`) instance `instance` (the pod), at `now`.
 ///

@@ -1,5 +1,6 @@
 //! ironlb-operator: assigns LoadBalancer Services their addresses from
-//! `IPAddressPool`s and records the allocations in the pools' status.
+//! `IPAddressPool`s and records the allocations in the pools' status, with
+//! what the speakers announce them from and the node announcing each.
 //!
 //! This file only reads flags and wires the parts together: the caches and
 //! allocation engine ([`ironlb_operator::engine`]), leader election
@@ -24,7 +25,8 @@ struct Args {
     #[arg(long, env = "IRONLB_LOAD_BALANCER_CLASS")]
     load_balancer_class: Option<String>,
 
-    /// Namespace of the leader Lease (the operator's own namespace).
+    /// The operator's own namespace: where its leader Lease lives and where it watches the speakers'
+    /// node Leases (the speakers run in the same namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ironlb-system")]
     namespace: String,
 
@@ -93,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = EngineSettings {
         load_balancer_class: args.load_balancer_class.filter(|class| !class.is_empty()),
         write_concurrency: args.write_concurrency,
+        namespace: args.namespace.clone(),
         ..EngineSettings::default()
     };
     let engine = Engine::new(client, settings, metrics.clone(), &identity);

@@ -4,11 +4,22 @@
 //! # Data flow
 //!
 //! ```text
-//!  watch IPAddressPools ─┐                       ┌─► Service status + ironlb.io/allocated-from-pool
-//!  watch Services ───────┼─► caches ─► Allocator ┼─► IPAddressPool status (batched)
-//!  watch Namespaces ─────┘   (warm on            └─► Events (IPAllocated, AllocationFailed, IPReleased, Conflict)
-//!                            every replica)
+//!  watch IPAddressPools ─┐                        ┌─► Service status + ironlb.io/allocated-from-pool
+//!  watch Services ───────┼─► caches ─► Allocator ─┼─► Events (IPAllocated, AllocationFailed, IPReleased, Conflict)
+//!  watch Namespaces ─────┘   (warm on      │      │
+//!                            every replica)▼      └─► IPAddressPool status (batched): allocations, counts,
+//!  watch speaker Leases ─┐             announcers ──►   conditions; per allocation externalTrafficPolicy,
+//!  watch EndpointSlices ─┼─► reductions ──┘             serving, and the announcing node and interface
+//!  watch L2Advertisements┘   (warm too)
 //! ```
+//!
+//! The pool status is what speakers announce from, so the leader lists in it,
+//! beside each allocation, what the speakers' shared announcer function reads
+//! and cannot cheaply learn itself (`serving`, `externalTrafficPolicy`), and
+//! records the node that function picks (module `announcers`). It writes no pool
+//! status before the Lease, EndpointSlice and L2Advertisement watches have
+//! their first full list: a status written from half the facts would tell the
+//! speakers that served Services have no endpoints.
 //!
 //! Every replica watches and keeps its caches warm; only the leader builds an
 //! allocator and writes. On becoming leader it first restores every address
@@ -25,6 +36,8 @@
 //! proportion to its size, so a burst of 10,000 allocations costs a handful
 //! of pool writes, not 10,000.
 
+mod announcer_inputs;
+mod announcers;
 mod pools;
 mod writes;
 
@@ -34,20 +47,27 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use ironlb_crds::v1alpha1::IPAddressPool;
+use futures::stream::BoxStream;
+use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
+use ironlb_crds::announcer::peers::LEASE_SELECTOR;
+use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::allocator::{AllocationRequest, Allocator, Assignment, Labels, PoolChange, ServiceKey};
 use crate::leader::Leadership as LeaderGate;
 use crate::service::{self, annotation};
 use crate::telemetry::{Controller, Health, Metrics};
+use announcer_inputs::{AnnouncerInputs, Touched};
+use announcers::{Announcers, Listing, PoolInput};
 use pools::{InvalidPool, pool_config, pool_status};
 use writes::{Job, JobOutcome, Writer as ApiWriter};
 
@@ -63,6 +83,8 @@ pub struct EngineSettings {
     pub status_interval: Duration,
     /// How long to wait before retrying a failed write.
     pub retry_delay: Duration,
+    /// The namespace of the speakers' node Leases: the operator's own.
+    pub namespace: String,
 }
 
 impl Default for EngineSettings {
@@ -72,6 +94,7 @@ impl Default for EngineSettings {
             write_concurrency: 32,
             status_interval: Duration::from_millis(500),
             retry_delay: Duration::from_secs(2),
+            namespace: "ironlb-system".to_owned(),
         }
     }
 }
@@ -81,6 +104,9 @@ enum Input {
     Pool(watcher::Event<IPAddressPool>),
     Service(watcher::Event<Service>),
     Namespace(watcher::Event<PartialObjectMeta<Namespace>>),
+    Lease(watcher::Event<Lease>),
+    EndpointSlice(watcher::Event<EndpointSlice>),
+    Advertisement(watcher::Event<L2Advertisement>),
 }
 
 /// The caches every replica keeps, and whether each has finished its first list.
@@ -111,6 +137,8 @@ struct Leadership {
     pending: BTreeMap<ServiceKey, String>,
     /// Services with a write in flight: they are not looked at until it ends.
     in_flight: BTreeSet<ServiceKey>,
+    /// Who announces what, as the pool status lists it, and when to decide again.
+    announcers: Announcers,
 }
 
 /// The allocation engine. Build it with [`Engine::new`], run it with [`Engine::run`].
@@ -120,6 +148,7 @@ pub struct Engine {
     metrics: Metrics,
     writer: ApiWriter,
     caches: Caches,
+    inputs: AnnouncerInputs,
     leadership: Option<Leadership>,
 }
 
@@ -143,13 +172,15 @@ impl Engine {
                 namespaces: Writer::default(),
                 synced: [false; 3],
             },
+            inputs: AnnouncerInputs::default(),
             leadership: None,
         }
     }
 
     /// Watches until the process ends. `health` turns ready once every cache
-    /// has its first full list; the engine writes only while `gate` says this
-    /// replica leads.
+    /// and every announcer input has its first full list; the engine writes
+    /// only while `gate` says this replica leads, and allocates as soon as the
+    /// pools, Services and Namespaces are listed.
     ///
     /// # Errors
     ///
@@ -164,6 +195,11 @@ impl Engine {
         let mut tick = tokio::time::interval(self.settings.status_interval / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A Lease expiring is the absence of an event, and a coalesced decision is due after
+            // a quiet interval: both need a wake-up of their own.
+            let wake = self.wake_at();
+            let far = Instant::now() + Duration::from_secs(3600);
+            let wake_up = tokio::time::sleep_until(tokio::time::Instant::from_std(wake.unwrap_or(far)));
             tokio::select! {
                 Some(input) = inputs.next() => self.take(input),
                 Some(done) = jobs.join_next(), if !jobs.is_empty() => {
@@ -176,10 +212,16 @@ impl Engine {
                     self.metrics.set_leader(false);
                     anyhow::bail!("lost the leader lease");
                 }
+                () = wake_up, if wake.is_some() => {}
                 _ = tick.tick() => {}
             }
+            if self.inputs.expired(Instant::now())
+                && let Some(leadership) = &mut self.leadership
+            {
+                leadership.announcers.invalidate();
+            }
             let synced = self.caches.synced.iter().all(|s| *s);
-            if synced && !health.is_ready() {
+            if synced && self.inputs.synced() && !health.is_ready() {
                 info!("caches synced");
                 health.set_ready(true);
             }
@@ -192,21 +234,40 @@ impl Engine {
         }
     }
 
-    fn inputs(&self) -> futures::stream::BoxStream<'static, Input> {
+    /// When the loop must wake up without an event: the next Lease expiry, or
+    /// the end of the interval a pending decision waits for. Only the leader
+    /// decides, and only once its announcer inputs are listed (until then the
+    /// list events wake it).
+    fn wake_at(&self) -> Option<Instant> {
+        let leadership = self.leadership.as_ref()?;
+        let decision = leadership.announcers.due_at().filter(|_| self.inputs.synced());
+        [self.inputs.next_expiry(), decision].into_iter().flatten().min()
+    }
+
+    fn inputs(&self) -> BoxStream<'static, Input> {
+        let client = &self.client;
         let config = watcher::Config::default();
-        let pools = watcher(Api::<IPAddressPool>::all(self.client.clone()), config.clone()).default_backoff();
-        let services = watcher(Api::<Service>::all(self.client.clone()), config.clone()).default_backoff();
+        let pools = watcher(Api::<IPAddressPool>::all(client.clone()), config.clone());
+        let services = watcher(Api::<Service>::all(client.clone()), config.clone());
         // Namespaces only for their labels: a metadata-only watch.
-        let namespaces =
-            watcher(Api::<PartialObjectMeta<Namespace>>::all(self.client.clone()), config).default_backoff();
-        futures::stream::select(
-            futures::stream::select(
-                pools.filter_map(logged("IPAddressPool")).map(Input::Pool),
-                services.filter_map(logged("Service")).map(Input::Service),
-            ),
-            namespaces.filter_map(logged("Namespace")).map(Input::Namespace),
-        )
-        .boxed()
+        let namespaces = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), config.clone());
+        // The speakers' node Leases only, in the operator's namespace.
+        let leases = watcher(
+            Api::<Lease>::namespaced(client.clone(), &self.settings.namespace),
+            config.clone().labels(LEASE_SELECTOR),
+        );
+        // A slice without the label belongs to no Service.
+        let slices = watcher(Api::<EndpointSlice>::all(client.clone()), config.clone().labels(SERVICE_NAME_LABEL));
+        let advertisements = watcher(Api::<L2Advertisement>::all(client.clone()), config);
+        let streams: [BoxStream<'static, Input>; 6] = [
+            pools.default_backoff().filter_map(logged("IPAddressPool")).map(Input::Pool).boxed(),
+            services.default_backoff().filter_map(logged("Service")).map(Input::Service).boxed(),
+            namespaces.default_backoff().filter_map(logged("Namespace")).map(Input::Namespace).boxed(),
+            leases.default_backoff().filter_map(logged("Lease")).map(Input::Lease).boxed(),
+            slices.default_backoff().filter_map(logged("EndpointSlice")).map(Input::EndpointSlice).boxed(),
+            advertisements.default_backoff().filter_map(logged("L2Advertisement")).map(Input::Advertisement).boxed(),
+        ];
+        futures::stream::select_all(streams).boxed()
     }
 
     /// Updates a cache and notes what the leader must look at again.
@@ -218,6 +279,8 @@ impl Engine {
                 if let Some(leadership) = &mut self.leadership {
                     for pool in touched(&event) {
                         leadership.dirty_pool_specs.insert(pool.name_any());
+                        // Pool labels select L2Advertisements.
+                        leadership.announcers.pool_labels_seen(&pool.name_any(), pool.labels());
                     }
                     if matches!(event, watcher::Event::InitDone) {
                         // After a re-list, deleted pools are only visible as absent.
@@ -229,6 +292,9 @@ impl Engine {
                 self.caches.services.apply_watcher_event(&event);
                 mark_synced(&mut self.caches.synced[1], &event);
                 if let Some(leadership) = &mut self.leadership {
+                    for svc in touched(&event) {
+                        leadership.announcers.traffic_policy_seen(&service_key(svc), service::is_local(svc));
+                    }
                     leadership.dirty_services.extend(touched(&event).map(service_key));
                     if matches!(event, watcher::Event::InitDone) {
                         leadership.dirty_services.extend(leadership.allocator.assignments().map(|(k, _)| k.clone()));
@@ -251,6 +317,33 @@ impl Engine {
                                 .map(|s| service_key(s)),
                         );
                     }
+                }
+            }
+            Input::Lease(event) => {
+                if self.inputs.take_lease(event, Instant::now())
+                    && let Some(leadership) = &mut self.leadership
+                {
+                    leadership.announcers.invalidate();
+                }
+            }
+            Input::EndpointSlice(event) => {
+                let touched = self.inputs.take_endpoint_slice(event);
+                if let Some(leadership) = &mut self.leadership {
+                    match touched {
+                        Touched::Everything => leadership.announcers.invalidate(),
+                        Touched::Services(services) => {
+                            for key in &services {
+                                leadership.announcers.endpoints_seen(key, self.inputs.endpoints());
+                            }
+                        }
+                    }
+                }
+            }
+            Input::Advertisement(event) => {
+                if self.inputs.take_advertisement(event)
+                    && let Some(leadership) = &mut self.leadership
+                {
+                    leadership.announcers.invalidate();
                 }
             }
         }
@@ -308,6 +401,9 @@ impl Engine {
             }
         }
         leadership.dirty_pool_status.extend(all_pools.iter().map(|p| p.name_any()));
+        leadership.announcers = Announcers::from_written(
+            all_pools.iter().filter_map(|pool| Some((pool.name_any(), pool.status.as_ref()?))),
+        );
         info!(restored, pools = all_pools.len(), elapsed = ?started.elapsed(), "restored");
         self.leadership = Some(leadership);
     }
@@ -325,6 +421,7 @@ impl Engine {
                     leadership.applied_pools.remove(&name);
                     leadership.invalid_pools.remove(&name);
                     leadership.last_status_write.remove(&name);
+                    leadership.announcers.invalidate();
                     self.metrics.forget_pool(&name);
                     leadership.allocator.remove_pool(&name)
                 }
@@ -353,7 +450,50 @@ impl Engine {
             }
             self.metrics.observe_reconcile(Controller::Service, started.elapsed(), true);
         }
-        self.flush_pool_status(jobs);
+        self.decide_announcers();
+        // A listing older than a pending decision is not written: the decision is at most
+        // one coalescing interval away, and writing twice would cost more than waiting.
+        if self.leadership.as_ref().is_some_and(|leadership| !leadership.announcers.is_stale()) {
+            self.flush_pool_status(jobs);
+        }
+    }
+
+    /// Decides again who announces what, if something it reads changed and the
+    /// coalescing interval has passed, and marks the pools whose listing changed.
+    fn decide_announcers(&mut self) {
+        let Some(leadership) = &mut self.leadership else { return };
+        let now = Instant::now();
+        if !self.inputs.synced() || !leadership.announcers.is_due(now) {
+            return;
+        }
+        let pools = self.caches.pools.as_reader();
+        let services = self.caches.services.as_reader();
+        let inputs: Vec<PoolInput> = leadership
+            .allocator
+            .pools()
+            .map(|view| PoolInput {
+                name: view.name().to_owned(),
+                labels: pools.get(&ObjectRef::new(view.name())).map(|pool| pool.labels().clone()).unwrap_or_default(),
+            })
+            .collect();
+        let is_local = |key: &ServiceKey| {
+            services.get(&ObjectRef::new(&key.name).within(&key.namespace)).is_some_and(|svc| service::is_local(&svc))
+        };
+        let reports = leadership.announcers.decide(&leadership.allocator, inputs, is_local, &self.inputs, now);
+        let (mut changed, mut moved) = (0usize, 0usize);
+        for report in reports {
+            self.metrics.set_announcer_addresses(&report.pool, report.announced, report.not_announced, report.unlisted);
+            self.metrics.record_announcer_changes(&report.pool, report.moved);
+            moved += report.moved;
+            if report.changed {
+                changed += 1;
+                leadership.dirty_pool_status.insert(report.pool);
+            }
+        }
+        if moved > 0 {
+            info!(addresses = moved, "announcing nodes changed");
+        }
+        debug!(pools_changed = changed, elapsed = ?now.elapsed(), "decided who announces");
     }
 
     /// Writes the status of pools that changed, at most once per interval each.
@@ -383,7 +523,9 @@ impl Engine {
                     }
                 }
             }
-            let status = pool_status(&pool, view, leadership.invalid_pools.get(&name), Timestamp::now());
+            let unlisted = Listing::default();
+            let listing = leadership.announcers.listing(&name).unwrap_or(&unlisted);
+            let status = pool_status(&pool, view, listing, leadership.invalid_pools.get(&name), Timestamp::now());
             if let Some(conflict) = new_conflict(&pool, &status) {
                 jobs.spawn(self.writer.event(&*pool, writes::Note::warning("Conflict", conflict)).run());
             }
@@ -530,6 +672,10 @@ impl Leadership {
         if change.capacity_added {
             self.dirty_services.extend(self.pending.keys().cloned());
         }
+        if !change.affected_pools.is_empty() {
+            // Displacements are already done in the allocator.
+            self.announcers.invalidate();
+        }
         self.dirty_pool_status.extend(change.affected_pools);
     }
 
@@ -576,6 +722,7 @@ impl Leadership {
             Ok(assignment) => {
                 self.pending.remove(key);
                 if before.as_ref() != Some(&assignment) {
+                    self.announcers.invalidate();
                     if let Some(before) = &before {
                         self.dirty_pool_status.insert(before.pool.clone());
                     }
@@ -607,6 +754,7 @@ impl Leadership {
     /// changes, and pending Services may now fit.
     fn released(&mut self, released: &Assignment, metrics: &Metrics) {
         metrics.record_release();
+        self.announcers.invalidate();
         self.dirty_pool_status.insert(released.pool.clone());
         self.dirty_services.extend(self.pending.keys().cloned());
     }
@@ -634,6 +782,8 @@ mod tests {
     fn big_pools_are_written_less_often() {
         let base = Duration::from_millis(500);
         assert_eq!(status_interval_for(base, 10), base);
-        assert_eq!(status_interval_for(base, 10_000), base * 6);
+        assert_eq!(status_interval_for(base, 2_000), base * 3);
+        // A status lists at most ~3,500 allocations, so the interval stops growing there.
+        assert_eq!(status_interval_for(base, 10_000), base * 4);
     }
 }

@@ -7,20 +7,49 @@
 //! no Service that already has an address. Its `Invalid` condition says why.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use ironlb_crds::address::Family;
-use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
+use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector as KubeSelector, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::allocator::{LabelSelector, PoolConfig, PoolView, Requirement, SelectorOperator, ServiceAllocation};
+use super::announcers::Listing;
+use crate::allocator::{
+    LabelSelector, PoolConfig, PoolView, Requirement, SelectorOperator, ServiceAllocation, ServiceKey,
+};
 
-/// The most allocations a pool status lists. Kubernetes refuses objects over
-/// about 1.5 MiB, and each listed allocation costs ~150 bytes with its
-/// server-side-apply bookkeeping; past this the status lists the first ones
-/// (by namespace and name) and says how many it left out. The counts stay
-/// exact, and every Service's own status always carries its address.
-pub(crate) const MAX_LISTED_ALLOCATIONS: usize = 5_000;
+/// The most bytes a pool status spends on `allocations`, as [`listing_cost`]
+/// estimates them. Kubernetes refuses objects over about 1.5 MiB (etcd's
+/// request limit), and the rest of the object (spec, conditions, metadata)
+/// needs room too. Past the budget the status lists the first allocations (by
+/// namespace and name) and its Ready condition says how many it left out. The
+/// counts stay exact and every Service's own status carries its address, but
+/// speakers announce only listed allocations: an unlisted address is assigned
+/// and unreachable, so such a pool must be split.
+///
+/// A budget in bytes rather than a count, because an entry's size depends on
+/// its names: a count safe for `bench/svc-00001` overflows the object with
+/// long namespace and Service names.
+pub(crate) const LISTING_BUDGET: usize = 1_200_000;
+
+/// What listing an allocation costs at least (see [`listing_cost`]): field
+/// names, punctuation, `Local`, `false`, an allowance for the node and
+/// interface names, and the `managedFields` entry but for its key.
+const LISTING_COST_FIXED: usize = 340;
+
+/// The most allocations a pool status can list, whatever their names.
+pub(crate) const MAX_LISTED_ALLOCATIONS: usize = LISTING_BUDGET / LISTING_COST_FIXED;
+
+/// An upper estimate of what listing one allocation costs in the stored
+/// object: its JSON entry with every optional field set, a node name of up to
+/// 63 characters and an interface name, plus its server-side-apply
+/// `managedFields` entry, which repeats the namespace and the name. (About 390
+/// bytes for `bench/svc-00001`: the budget lists about 3,100 of those.)
+pub(crate) fn listing_cost(key: &ServiceKey, addresses: &[IpAddr]) -> usize {
+    let addresses: usize = addresses.iter().map(|address| if address.is_ipv4() { 18 } else { 42 }).sum();
+    LISTING_COST_FIXED + 2 * (key.namespace.len() + key.name.len()) + addresses
+}
 
 /// Why a pool's spec cannot be used, for its `Invalid` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,30 +106,22 @@ fn selectors(selectors: &[KubeSelector], field: &str) -> Result<Vec<LabelSelecto
     Ok(converted)
 }
 
-/// The status the operator writes for `pool`: its allocations, counts and
-/// conditions. `view` is absent when the allocator does not know the pool
-/// (its spec was never valid); `invalid` is the current spec's problem.
+/// The status the operator writes for `pool`: its allocations as `listing`
+/// renders them, counts and conditions. `view` is absent when the allocator
+/// does not know the pool (its spec was never valid: nothing is listed);
+/// `invalid` is the current spec's problem.
 pub(crate) fn pool_status(
     pool: &IPAddressPool,
     view: Option<PoolView<'_>>,
+    listing: &Listing,
     invalid: Option<&InvalidPool>,
     now: Timestamp,
 ) -> IPAddressPoolStatus {
     let mut status = IPAddressPoolStatus { observed_generation: pool.metadata.generation, ..Default::default() };
-    let mut omitted = 0;
+    let mut unlisted = 0;
     if let Some(view) = view {
-        omitted = view.allocation_count().saturating_sub(MAX_LISTED_ALLOCATIONS);
-        status.allocations = view
-            .allocations()
-            .take(MAX_LISTED_ALLOCATIONS)
-            .map(|(service, assignment)| Allocation {
-                namespace: service.namespace.clone(),
-                name: service.name.clone(),
-                ips: assignment.addresses.iter().map(ToString::to_string).collect(),
-                node: None,
-                interface: None,
-            })
-            .collect();
+        unlisted = listing.unlisted;
+        status.allocations = listing.allocations.clone();
         status.record_usage(
             view.usage(Family::V4).map(|usage| usage.counts()),
             view.usage(Family::V6).map(|usage| usage.counts()),
@@ -160,13 +181,16 @@ pub(crate) fn pool_status(
                 condition_reason::CONFLICT,
                 "allocating from the addresses no older pool lists".to_owned(),
             ),
-            (None, Some(_)) if omitted > 0 => condition(
+            (None, Some(_)) if unlisted > 0 => condition(
                 condition_type::READY,
                 true,
                 condition_reason::ALLOCATABLE,
                 format!(
-                    "status.allocations lists the first {MAX_LISTED_ALLOCATIONS} allocations; {omitted} more are \
-                     recorded only in their Services' status (object size limit)"
+                    "{unlisted} of {total} allocations are NOT announced at layer 2: status.allocations lists only \
+                     the first {listed} (object size limit) and speakers announce only what it lists. Those Services \
+                     keep their addresses but no node answers for them: split this pool into smaller pools",
+                    total = unlisted + listing.allocations.len(),
+                    listed = listing.allocations.len(),
                 ),
             ),
             (None, Some(_)) => condition(condition_type::READY, true, condition_reason::ALLOCATABLE, String::new()),
@@ -180,11 +204,23 @@ mod tests {
     use ironlb_crds::v1alpha1::{IPAddressPool, condition_type};
     use k8s_openapi::jiff::Timestamp;
 
-    use super::{pool_config, pool_status};
-    use crate::allocator::{AllocationRequest, Allocator, ServiceKey};
+    use super::{LISTING_BUDGET, listing_cost, pool_config, pool_status};
+    use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey};
+    use crate::engine::announcer_inputs::AnnouncerInputs;
+    use crate::engine::announcers::{Listing, PoolInput, Winners, decide};
+    use ironlb_crds::address::Family;
+    use ironlb_crds::v1alpha1::Allocation;
 
     fn pool(yaml: &str) -> IPAddressPool {
         serde_yaml::from_str(yaml).expect("a valid IPAddressPool fixture")
+    }
+
+    /// What the status of `pool` lists, with no speaker and no endpoint known.
+    fn listing(allocator: &Allocator, pool: &str) -> Listing {
+        let input = PoolInput { name: pool.to_owned(), labels: Default::default() };
+        let (inputs, now) = (AnnouncerInputs::default(), std::time::Instant::now());
+        let decision = decide(allocator, [input], |_| false, &inputs, now, &mut Winners::default());
+        decision.listings.get(pool).cloned().unwrap_or_default()
     }
 
     fn condition<'a>(
@@ -232,7 +268,7 @@ spec:
     fn overlapping_entries_make_the_pool_invalid_and_not_ready() {
         let bad = pool(&WEB.replace("[192.168.2.10-192.168.2.49]", "[192.168.2.0/24, 192.168.2.10-192.168.2.49]"));
         let invalid = pool_config(&bad).expect_err("entries overlap");
-        let status = pool_status(&bad, None, Some(&invalid), Timestamp::UNIX_EPOCH);
+        let status = pool_status(&bad, None, &Listing::default(), Some(&invalid), Timestamp::UNIX_EPOCH);
         assert_eq!(condition(&status, condition_type::INVALID).0, "True");
         assert_eq!(condition(&status, condition_type::INVALID).1, "OverlappingEntries");
         assert_eq!(condition(&status, condition_type::READY).0, "False");
@@ -246,7 +282,7 @@ spec:
         config.service_allocation = None;
         allocator.set_pool(config);
         allocator.assign(&AllocationRequest::new(ServiceKey::new("shop", "front"))).expect("an address");
-        let status = pool_status(&web, allocator.pool("web"), None, Timestamp::UNIX_EPOCH);
+        let status = pool_status(&web, allocator.pool("web"), &listing(&allocator, "web"), None, Timestamp::UNIX_EPOCH);
         assert_eq!(status.observed_generation, Some(3));
         assert_eq!(status.allocations.len(), 1);
         assert_eq!(
@@ -271,15 +307,81 @@ spec: {addresses: [10.0.0.0/8]}
         );
         let mut allocator = Allocator::new();
         allocator.set_pool(pool_config(&web).expect("valid"));
-        for n in 0..super::MAX_LISTED_ALLOCATIONS + 7 {
+        for n in 0..5_000 {
             allocator.assign(&AllocationRequest::new(ServiceKey::new("bench", format!("svc-{n:05}")))).expect("room");
         }
-        let status = pool_status(&web, allocator.pool("big"), None, Timestamp::UNIX_EPOCH);
-        assert_eq!(status.allocations.len(), super::MAX_LISTED_ALLOCATIONS);
-        assert_eq!(status.ipv4.as_ref().map(|u| u.assigned.as_str()), Some("5007"));
+        let listing = listing(&allocator, "big");
+        let status = pool_status(&web, allocator.pool("big"), &listing, None, Timestamp::UNIX_EPOCH);
+        let listed = status.allocations.len();
+        assert!((3_000..5_000).contains(&listed), "{listed}");
+        assert_eq!(status.allocations.last().map(|a| a.name.clone()), Some(format!("svc-{:05}", listed - 1)));
+        assert_eq!(status.ipv4.as_ref().map(|u| u.assigned.as_str()), Some("5000"));
         let (ready, _, message) = condition(&status, condition_type::READY);
         assert_eq!(ready, "True");
-        assert!(message.contains("7 more"), "{message}");
+        let unlisted = 5_000 - listed;
+        assert!(message.starts_with(&format!("{unlisted} of 5000 allocations are NOT announced")), "{message}");
+        assert!(message.contains("split this pool"), "{message}");
+    }
+
+    /// What listing `allocations` costs in the stored object: their JSON, and the managedFields
+    /// entries server-side apply keeps for them (one per list-map key, naming every field set).
+    fn stored_size(allocations: &[Allocation]) -> usize {
+        allocations
+            .iter()
+            .map(|allocation| {
+                let entry = serde_json::to_value(allocation).expect("serializes");
+                let fields: serde_json::Map<String, serde_json::Value> = entry
+                    .as_object()
+                    .expect("an object")
+                    .keys()
+                    .map(|field| (format!("f:{field}"), serde_json::json!({})))
+                    .chain([(".".to_owned(), serde_json::json!({}))])
+                    .collect();
+                let key = serde_json::json!({"name": allocation.name, "namespace": allocation.namespace});
+                let managed = serde_json::json!({ format!("k:{key}"): fields });
+                entry.to_string().len() + 1 + managed.to_string().len()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn the_listing_fits_the_object_size_limit_whatever_the_names() {
+        let web = pool(
+            "
+apiVersion: ironlb.io/v1alpha1
+kind: IPAddressPool
+metadata: {name: big, generation: 1}
+spec: {addresses: [10.0.0.0/8, 'fd00::/64']}
+",
+        );
+        let mut allocator = Allocator::new();
+        allocator.set_pool(pool_config(&web).expect("valid"));
+        // The longest names Kubernetes allows (a Service name is a DNS label), both families.
+        let namespace = "n".repeat(63);
+        for n in 0..4_000 {
+            let mut request = AllocationRequest::new(ServiceKey::new(&namespace, format!("{n:05}{}", "s".repeat(58))));
+            request.families = vec![Family::V6, Family::V4];
+            request.family_policy = IpFamilyPolicy::RequireDualStack;
+            allocator.assign(&request).expect("room");
+        }
+        let mut listing = listing(&allocator, "big");
+        for allocation in &mut listing.allocations {
+            allocation.external_traffic_policy = Some("Local".to_owned());
+            allocation.node = Some("w".repeat(63));
+            allocation.interface = Some("enp0s31f6.4094".to_owned());
+        }
+        assert!(listing.unlisted > 0);
+        let stored = stored_size(&listing.allocations);
+        assert!(stored <= LISTING_BUDGET, "{stored} bytes for {} allocations", listing.allocations.len());
+        let estimated: usize = listing
+            .allocations
+            .iter()
+            .map(|a| {
+                let addresses: Vec<_> = a.ips.iter().map(|ip| ip.parse().expect("an address")).collect();
+                listing_cost(&ServiceKey::new(&a.namespace, &a.name), &addresses)
+            })
+            .sum();
+        assert!(stored <= estimated, "the estimate {estimated} is below the {stored} bytes stored");
     }
 
     #[test]
@@ -287,10 +389,11 @@ spec: {addresses: [10.0.0.0/8]}
         let mut web = pool(WEB);
         let mut allocator = Allocator::new();
         allocator.set_pool(pool_config(&web).expect("valid"));
-        let first = pool_status(&web, allocator.pool("web"), None, Timestamp::UNIX_EPOCH);
+        let listing = listing(&allocator, "web");
+        let first = pool_status(&web, allocator.pool("web"), &listing, None, Timestamp::UNIX_EPOCH);
         web.status = Some(first.clone());
         let later = Timestamp::from_second(1_000).expect("a time");
-        let second = pool_status(&web, allocator.pool("web"), None, later);
+        let second = pool_status(&web, allocator.pool("web"), &listing, None, later);
         assert_eq!(first.conditions, second.conditions);
     }
 }

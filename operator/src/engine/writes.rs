@@ -4,8 +4,9 @@
 //! Every write is a server-side apply under one field manager
 //! ([`FIELD_MANAGER`]): ironlb owns exactly the fields it sets
 //! (`status.loadBalancer.ingress`, the `ironlb.io/allocated-from-pool`
-//! annotation, the pool status but for what speakers own), and applying an
-//! empty value gives them back without touching anyone else's.
+//! annotation, the whole pool status, announcers included: the speakers only
+//! read it), and applying an empty value gives them back without touching
+//! anyone else's.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -13,7 +14,6 @@ use std::net::IpAddr;
 use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -54,22 +54,8 @@ pub(crate) enum JobOutcome {
     Retry { key: ServiceKey },
 }
 
-/// An Event to publish.
-pub(crate) struct Note {
-    type_: &'static str,
-    reason: &'static str,
-    message: String,
-}
-
-impl Note {
-    pub(crate) fn normal(reason: &'static str, message: String) -> Self {
-        Self { type_: "Normal", reason, message }
-    }
-
-    pub(crate) fn warning(reason: &'static str, message: String) -> Self {
-        Self { type_: "Warning", reason, message }
-    }
-}
+/// An Event to publish (the builder shared with the speaker).
+pub(crate) use ironlb_crds::events::Note;
 
 impl Writer {
     pub(crate) fn new(client: Client, identity: &str) -> Self {
@@ -135,39 +121,10 @@ impl Writer {
         let regarding = object.object_ref(&());
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".to_owned());
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let now = Timestamp::now();
-        let event = Event {
-            // Named as client-go names Events: the object and the time in hex.
-            metadata: ObjectMeta {
-                name: Some(format!("{}.{:x}", regarding.name.as_deref().unwrap_or("ironlb"), now.as_nanosecond())),
-                ..ObjectMeta::default()
-            },
-            event_time: Some(MicroTime(now)),
-            type_: Some(note.type_.to_owned()),
-            reason: Some(note.reason.to_owned()),
-            // The API server refuses notes over 1 kB.
-            note: Some(truncate(note.message, 1024)),
-            action: Some(note.reason.to_owned()),
-            regarding: Some(regarding),
-            reporting_controller: Some(FIELD_MANAGER.to_owned()),
-            reporting_instance: Some(self.identity.clone()),
-            ..Event::default()
-        };
+        let mut event = ironlb_crds::events::event(regarding, note, FIELD_MANAGER, &self.identity, Timestamp::now());
+        event.metadata.namespace = Some(namespace);
         Job(Box::pin(async move {
             JobOutcome::Event { result: api.create(&PostParams::default(), &event).await.map(drop) }
         }))
     }
-}
-
-/// `text` cut to at most `limit` bytes, on a character boundary.
-fn truncate(mut text: String, limit: usize) -> String {
-    if text.len() > limit {
-        let mut end = limit - 3;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("...");
-    }
-    text
 }

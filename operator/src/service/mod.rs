@@ -54,6 +54,14 @@ pub fn is_managed(service: &Service, load_balancer_class: Option<&str>) -> bool 
     spec.type_.as_deref() == Some(LOAD_BALANCER) && spec.load_balancer_class.as_deref() == configured
 }
 
+/// Whether `spec.externalTrafficPolicy` is `Local`: only a node with one of the Service's
+/// endpoints may announce it, so the pool status records it for the speakers. A value that is
+/// neither `Cluster` nor `Local` counts as `Cluster` here ([`allocation_request`] refuses it).
+pub fn is_local(service: &Service) -> bool {
+    service.spec.as_ref().and_then(|spec| spec.external_traffic_policy.as_deref())
+        == Some(ironlb_crds::v1alpha1::TRAFFIC_POLICY_LOCAL)
+}
+
 /// What `service` asks of the allocator. `namespace_labels` are the labels of its Namespace, for
 /// `serviceAllocation.namespaceSelectors`.
 ///

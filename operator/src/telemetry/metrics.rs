@@ -1,5 +1,6 @@
-//! The operator's Prometheus metrics: pool capacity and usage, allocation outcomes, reconcile
-//! latency and errors, and leadership. Names carry the `ironlb_operator_` prefix; counters get
+//! The operator's Prometheus metrics: pool capacity and usage, allocation outcomes, who
+//! announces the allocated addresses (as recorded in the pool status), reconcile latency and
+//! errors, and leadership. Names carry the `ironlb_operator_` prefix; counters get
 //! the `_total` suffix and the histogram the `_seconds` unit from the encoder.
 
 use std::sync::Arc;
@@ -54,6 +55,42 @@ struct PoolFamilyLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PoolStateLabels {
+    pool: String,
+    state: AnnouncerState,
+}
+
+/// Whether a node announces an assigned address, as the pool status records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum AnnouncerState {
+    /// Listed, and a node is recorded as announcing it.
+    Announced,
+    /// Listed, but no node is eligible (no live speaker selected by an L2Advertisement, no
+    /// serving endpoint, no interface on its subnet).
+    NotAnnounced,
+    /// Past the pool status's listing limit: no speaker sees it, so nobody announces it.
+    Unlisted,
+}
+
+impl AnnouncerState {
+    const ALL: [Self; 3] = [Self::Announced, Self::NotAnnounced, Self::Unlisted];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Announced => "announced",
+            Self::NotAnnounced => "not_announced",
+            Self::Unlisted => "unlisted",
+        }
+    }
+}
+
+impl EncodeLabelValue for AnnouncerState {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
 }
@@ -82,6 +119,8 @@ pub struct Metrics {
     allocations: Family<PoolLabels, Counter>,
     allocation_failures: Family<ReasonLabels, Counter>,
     releases: Counter,
+    announcer_addresses: Family<PoolStateLabels, Gauge>,
+    announcer_changes: Family<PoolLabels, Counter>,
     reconcile_duration: Family<ControllerLabels, Histogram>,
     reconcile_errors: Family<ControllerLabels, Counter>,
     leader: Gauge,
@@ -103,6 +142,8 @@ impl Metrics {
             allocations: Family::default(),
             allocation_failures: Family::default(),
             releases: Counter::default(),
+            announcer_addresses: Family::default(),
+            announcer_changes: Family::default(),
             reconcile_duration: Family::new_with_constructor(reconcile_histogram),
             reconcile_errors: Family::default(),
             leader: Gauge::default(),
@@ -126,6 +167,18 @@ impl Metrics {
             metrics.allocation_failures.clone(),
         );
         registry.register("releases", "Addresses released by Services", metrics.releases.clone());
+        registry.register(
+            "announcer_addresses",
+            "Addresses assigned from the pool by layer-2 announcer state, as the pool status records it: announced \
+             (a node answers for it), not_announced (no node is eligible), unlisted (past the status listing limit: \
+             no speaker sees it)",
+            metrics.announcer_addresses.clone(),
+        );
+        registry.register(
+            "announcer_changes",
+            "Addresses whose announcing node changed in the pool status (taken over, moved or lost), by pool",
+            metrics.announcer_changes.clone(),
+        );
         registry.register_with_unit(
             "reconcile_duration",
             "Time spent in one reconcile, by controller",
@@ -162,6 +215,20 @@ impl Metrics {
         self.releases.inc();
     }
 
+    /// Sets how many of a pool's assigned addresses are announced, not announced, and unlisted.
+    pub fn set_announcer_addresses(&self, pool: &str, announced: usize, not_announced: usize, unlisted: usize) {
+        for (state, count) in AnnouncerState::ALL.into_iter().zip([announced, not_announced, unlisted]) {
+            let labels = PoolStateLabels { pool: pool.to_owned(), state };
+            self.announcer_addresses.get_or_create(&labels).set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts addresses of `pool` whose announcing node changed.
+    pub fn record_announcer_changes(&self, pool: &str, addresses: usize) {
+        let counter = self.announcer_changes.get_or_create(&PoolLabels { pool: pool.to_owned() });
+        counter.inc_by(u64::try_from(addresses).unwrap_or(u64::MAX));
+    }
+
     /// Sets a pool's capacity and usage for one family, as just written to its status.
     pub fn set_pool_usage(&self, pool: &str, family: AddressFamily, total: f64, in_use: f64) {
         let labels = PoolFamilyLabels { pool: pool.to_owned(), family: family.to_string() };
@@ -176,7 +243,11 @@ impl Metrics {
             self.pool_addresses.remove(&labels);
             self.pool_addresses_in_use.remove(&labels);
         }
+        for state in AnnouncerState::ALL {
+            self.announcer_addresses.remove(&PoolStateLabels { pool: pool.to_owned(), state });
+        }
         self.allocations.remove(&PoolLabels { pool: pool.to_owned() });
+        self.announcer_changes.remove(&PoolLabels { pool: pool.to_owned() });
     }
 
     /// Records how long one reconcile took and whether it failed.
@@ -234,6 +305,8 @@ mod tests {
         metrics.record_release();
         metrics.set_pool_usage("lab", AddressFamily::V4, 40.0, 3.0);
         metrics.set_pool_usage("lab", AddressFamily::V6, 2f64.powi(64), 1.0);
+        metrics.set_announcer_addresses("lab", 3, 1, 0);
+        metrics.record_announcer_changes("lab", 2);
         metrics.observe_reconcile(Controller::Service, Duration::from_millis(3), false);
         metrics.observe_reconcile(Controller::Pool, Duration::from_millis(20), true);
         metrics.set_leader(true);
@@ -247,6 +320,10 @@ mod tests {
             ("ironlb_operator_pool_addresses_in_use{pool=\"lab\",family=\"IPv4\"}", 3.0),
             ("ironlb_operator_pool_addresses{pool=\"lab\",family=\"IPv6\"}", 2f64.powi(64)),
             ("ironlb_operator_pool_addresses_in_use{pool=\"lab\",family=\"IPv6\"}", 1.0),
+            ("ironlb_operator_announcer_addresses{pool=\"lab\",state=\"announced\"}", 3.0),
+            ("ironlb_operator_announcer_addresses{pool=\"lab\",state=\"not_announced\"}", 1.0),
+            ("ironlb_operator_announcer_addresses{pool=\"lab\",state=\"unlisted\"}", 0.0),
+            ("ironlb_operator_announcer_changes_total{pool=\"lab\"}", 2.0),
             ("ironlb_operator_reconcile_errors_total{controller=\"service\"}", 1.0),
             ("ironlb_operator_reconcile_errors_total{controller=\"pool\"}", 0.0),
             ("ironlb_operator_reconcile_duration_seconds_count{controller=\"service\"}", 1.0),
@@ -264,6 +341,8 @@ mod tests {
             ("ironlb_operator_allocations", "counter"),
             ("ironlb_operator_allocation_failures", "counter"),
             ("ironlb_operator_releases", "counter"),
+            ("ironlb_operator_announcer_addresses", "gauge"),
+            ("ironlb_operator_announcer_changes", "counter"),
             ("ironlb_operator_reconcile_duration_seconds", "histogram"),
             ("ironlb_operator_reconcile_errors", "counter"),
             ("ironlb_operator_leader", "gauge"),
@@ -280,6 +359,8 @@ mod tests {
             metrics.record_allocation(pool);
             metrics.set_pool_usage(pool, AddressFamily::V4, 10.0, 1.0);
             metrics.set_pool_usage(pool, AddressFamily::V6, 10.0, 1.0);
+            metrics.set_announcer_addresses(pool, 1, 0, 0);
+            metrics.record_announcer_changes(pool, 1);
         }
         metrics.forget_pool("deleted");
         let text = render(&metrics);
