@@ -40,28 +40,13 @@ use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
 #[cfg(test)]
 mod tests;
 
-/// Prefix of every speaker Lease name; the node name follows.
-pub const LEASE_NAME_PREFIX: &str = "ironlb-speaker-";
-/// Label naming the node a Lease belongs to (omitted when the node name is too long for a label
-/// value; [`lease_node`] reads the node from the Lease name, which always works).
-pub const NODE_LABEL: &str = "ironlb.io/node";
-/// Label selector that matches exactly the speakers' node Leases, for the peers' watch.
-pub const LEASE_SELECTOR: &str = "app.kubernetes.io/name=ironlb,app.kubernetes.io/component=speaker";
+pub use ironlb_crds::announcer::peers::{LEASE_NAME_PREFIX, LEASE_SELECTOR, NODE_LABEL, lease_name, lease_node};
+use ironlb_crds::announcer::peers::{NODE_FACTS_ANNOTATION, lease_lifetime};
 
 /// Longest label value the API server accepts.
 const MAX_LABEL_VALUE: usize = 63;
 /// Longest object name (a DNS subdomain) the API server accepts.
 const MAX_NAME: usize = 253;
-
-/// The name of the Lease of `node`.
-pub fn lease_name(node: &str) -> String {
-    format!("{LEASE_NAME_PREFIX}{node}")
-}
-
-/// The node a speaker Lease belongs to, read from its name.
-pub fn lease_node(lease: &Lease) -> Option<&str> {
-    lease.metadata.name.as_deref()?.strip_prefix(LEASE_NAME_PREFIX).filter(|node| !node.is_empty())
-}
 
 /// Timing of the node Lease.
 ///
@@ -137,11 +122,8 @@ impl LeaseSettings {
 /// delay, and always towards "live a little longer". `None` for a Lease that names no holder or
 /// promises no positive duration: it is not live at all.
 pub fn lease_expires_at(lease: &Lease, observed_at: Instant) -> Option<Instant> {
-    let spec = lease.spec.as_ref()?;
-    spec.holder_identity.as_deref().filter(|holder| !holder.is_empty())?;
-    let seconds = spec.lease_duration_seconds.and_then(|seconds| u64::try_from(seconds).ok()).filter(|&s| s > 0)?;
     // `leaseDurationSeconds` is an i32, so this cannot overflow a monotonic clock in practice.
-    observed_at.checked_add(Duration::from_secs(seconds))
+    observed_at.checked_add(lease_lifetime(lease)?)
 }
 
 /// Whether a peer's Lease is live at `now`: it names a holder and `now < observed_at +
@@ -197,6 +179,11 @@ pub struct NodeLease {
     seen: Option<Lease>,
     /// When the last successful renewal was sent.
     renewed: watch::Sender<Option<Instant>>,
+    /// The node's facts, written to the Lease as the [`NODE_FACTS_ANNOTATION`] (see
+    /// [`Self::publishing`]); `None` leaves the annotation alone.
+    facts: Option<watch::Receiver<String>>,
+    /// Called on every failed or timed-out renewal (the speaker counts them in a metric).
+    on_failure: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl fmt::Debug for NodeLease {
@@ -239,7 +226,31 @@ impl NodeLease {
             settings,
             seen: None,
             renewed: watch::Sender::new(None),
+            facts: None,
+            on_failure: None,
         })
+    }
+
+    /// Calls `hook` on every failed or timed-out renewal.
+    pub fn on_failure(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Box::new(hook));
+        self
+    }
+
+    fn renewal_failed(&self) {
+        if let Some(hook) = &self.on_failure {
+            hook();
+        }
+    }
+
+    /// Publishes the node's facts (a [`PublishedNode`] annotation value) on the Lease, so peers
+    /// and the operator decide over them. A change is written at once rather than at the next
+    /// renewal: an interface that loses its link must stop this node being eligible promptly.
+    ///
+    /// [`PublishedNode`]: ironlb_crds::announcer::PublishedNode
+    pub fn publishing(mut self, facts: watch::Receiver<String>) -> Self {
+        self.facts = Some(facts);
+        self
     }
 
     /// When the last successful renewal was *sent* (`None` before the first and after shutdown).
@@ -259,11 +270,17 @@ impl NodeLease {
         let mut ticks = interval(self.settings.renew_interval);
         // After a slow request, renew once and keep the cadence from there rather than bursting.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut facts = self.facts.clone();
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 _ = ticks.tick() => {}
+                // A closed sender (publisher gone) never fires again; renewals continue.
+                Ok(()) = async { match facts.as_mut() { Some(rx) => rx.changed().await, None => std::future::pending().await } } => {
+                    // Renew now; the interval restarts so the next renewal is a full period later.
+                    ticks.reset();
+                }
             }
             // A hung request must not delay the delete that makes a hand-over immediate. It is
             // bounded by the lease duration, not the interval: a slow renewal that lands in time
@@ -273,8 +290,14 @@ impl NodeLease {
                 () = &mut shutdown => break,
                 renewal = timeout(self.settings.duration, self.renew()) => match renewal {
                     Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::warn!(lease = %self.key(), %error, "lease renewal failed"),
-                    Err(_) => tracing::warn!(lease = %self.key(), "lease renewal timed out"),
+                    Ok(Err(error)) => {
+                        self.renewal_failed();
+                        tracing::warn!(lease = %self.key(), %error, "lease renewal failed");
+                    }
+                    Err(_) => {
+                        self.renewal_failed();
+                        tracing::warn!(lease = %self.key(), "lease renewal timed out");
+                    }
                 },
             }
         }
@@ -343,6 +366,10 @@ impl NodeLease {
         // Labels are (re)applied on every write so a Lease stripped of them, or written by an older
         // speaker, comes back under the peers' selector.
         metadata.labels.get_or_insert_with(BTreeMap::new).extend(self.labels());
+        if let Some(facts) = &self.facts {
+            let value = facts.borrow().clone();
+            metadata.annotations.get_or_insert_with(BTreeMap::new).insert(NODE_FACTS_ANNOTATION.to_owned(), value);
+        }
 
         let now = MicroTime(Timestamp::now());
         let base = spec.unwrap_or_default();

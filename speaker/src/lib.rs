@@ -1,5 +1,11 @@
-//! ironlb-speaker as a library.
+//! ironlb-speaker as a library: the parts of the data path (see `controller` for how they fit).
 
+pub mod controller;
+pub mod decide;
+pub mod duration;
 pub mod lease;
+pub mod local;
 pub mod net;
 pub mod packet;
+pub mod responder;
+pub mod telemetry;

@@ -10,10 +10,12 @@
 //!
 //! # Source address of what the speaker sends
 //!
-//! RFC 4861 §7.2.4 requires an advertisement's source to be an address assigned to the sending
-//! interface. The announced address is not (ironlb, like MetalLB, never configures it), so the
-//! builders take an [`NdpSender`]: the interface's MAC and its link-local address, which is what
-//! MetalLB sends from too.
+//! RFC 4861 §4.4 wants an advertisement's source to be an address assigned to the sending
+//! interface. The builders take an [`NdpSender`] (a MAC and an IPv6 source); the speaker passes
+//! the announced address itself, which its node answers for as if it were assigned — what Linux
+//! sends for an address it owns. An advertisement from the interface's link-local address (what
+//! MetalLB sends) is ignored by resolvers that match the source against the target, `ndisc6`
+//! among them.
 
 use std::net::Ipv6Addr;
 
@@ -295,13 +297,13 @@ fn link_layer_address(option: &[u8]) -> Result<MacAddress, PacketError> {
     }
 }
 
-/// The interface an ND message is sent from: its MAC, and an IPv6 address assigned to it — its
-/// link-local address — as the source (see the module docs).
+/// Who an ND message is sent from: a MAC, and the IPv6 source (the announced address itself, see
+/// the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NdpSender {
     /// The interface's MAC: the Ethernet source and the advertised link-layer address.
     pub mac: MacAddress,
-    /// An address assigned to the interface (its link-local), the IPv6 source.
+    /// The IPv6 source: the announced address.
     pub address: Ipv6Addr,
 }
 

@@ -1,0 +1,290 @@
+//! What this node announces: the announcer function of `ironlb-crds` over the cluster as this
+//! speaker's watches show it.
+//!
+//! [`ClusterView`] holds only reductions: each pool's labels and `status.allocations` (the
+//! speaker's one source of what to announce — it keeps no Service cache), the compiled
+//! L2Advertisements, the peers' Leases ([`Peers`]) and, for `externalTrafficPolicy: Local`
+//! Services only, their endpoints ([`EndpointIndex`]). Every speaker and the operator evaluate the
+//! same function over the same facts, so they agree on one announcer per address.
+//!
+//! For a `Cluster` Service, "has a serving endpoint" comes from the allocation's `serving`,
+//! which the operator records; under `Local` the speaker reads the Service's EndpointSlices
+//! itself, since it must know on which nodes the endpoints are.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use ironlb_crds::announcer::endpoints::ServiceKey;
+use ironlb_crds::announcer::{Advertisements, EndpointIndex, Labels, Peers, PoolFacts, ServiceFacts, announcements};
+use ironlb_crds::v1alpha1::{Allocation, IPAddressPool};
+
+/// One pool as the speaker needs it.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct PoolRecord {
+    labels: Labels,
+    allocations: Vec<Allocation>,
+}
+
+/// The cluster as this speaker sees it.
+#[derive(Debug, Default)]
+pub struct ClusterView {
+    pools: BTreeMap<String, PoolRecord>,
+    /// The compiled L2Advertisements.
+    pub advertisements: Advertisements,
+    /// The speakers' Leases.
+    pub peers: Peers,
+    /// Endpoints of the `Local` Services (only those are watched).
+    pub endpoints: EndpointIndex,
+}
+
+/// One Service this node announces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnouncedService {
+    /// Its addresses.
+    pub addresses: Vec<IpAddr>,
+    /// The interface its first address is answered on.
+    pub interface: String,
+}
+
+/// What this node announces, from one decision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Each address this node answers for, with the interfaces it answers on.
+    pub owned: BTreeMap<IpAddr, Vec<String>>,
+    /// The Services whose addresses those are.
+    pub services: BTreeMap<ServiceKey, AnnouncedService>,
+    /// Announcements (groups of addresses) no node of the cluster may announce.
+    pub unannounced: usize,
+}
+
+impl ClusterView {
+    /// Records a pool as the watch delivered it. Returns whether anything the decision reads
+    /// changed (a status write that only touched counts or conditions does not).
+    pub fn set_pool(&mut self, pool: &IPAddressPool) -> bool {
+        let Some(name) = pool.metadata.name.clone() else { return false };
+        let record = PoolRecord {
+            labels: pool.metadata.labels.clone().unwrap_or_default(),
+            allocations: pool.status.as_ref().map(|status| status.allocations.clone()).unwrap_or_default(),
+        };
+        self.pools.insert(name, record.clone()) != Some(record)
+    }
+
+    /// Forgets a deleted pool.
+    pub fn remove_pool(&mut self, name: &str) -> bool {
+        self.pools.remove(name).is_some()
+    }
+
+    /// Forgets every pool (a relist follows).
+    pub fn clear_pools(&mut self) {
+        self.pools.clear();
+    }
+
+    /// The `externalTrafficPolicy: Local` Services holding addresses: the ones whose
+    /// EndpointSlices this speaker must watch.
+    pub fn local_services(&self) -> BTreeSet<ServiceKey> {
+        self.pools
+            .values()
+            .flat_map(|pool| &pool.allocations)
+            .filter(|allocation| allocation.is_local() && !allocation.ips.is_empty())
+            .map(|allocation| (allocation.namespace.clone(), allocation.name.clone()))
+            .collect()
+    }
+
+    /// The facts of every Service holding addresses.
+    fn service_facts(&self) -> Vec<ServiceFacts> {
+        let mut services = Vec::new();
+        for (name, pool) in &self.pools {
+            let pool_facts = PoolFacts { name: name.clone(), labels: pool.labels.clone() };
+            for allocation in &pool.allocations {
+                let mut facts = ServiceFacts::from_allocation(&pool_facts, allocation);
+                if facts.local_traffic_policy {
+                    let summary = self.endpoints.summary(&facts.namespace, &facts.name);
+                    facts.has_serving_endpoint = summary.serving;
+                    facts.nodes_with_endpoints = summary.nodes;
+                }
+                services.push(facts);
+            }
+        }
+        services
+    }
+
+    /// Decides, at `now`, what the node `me` announces.
+    pub fn decide(&self, me: &str, now: Instant) -> Decision {
+        let services = self.service_facts();
+        let nodes = self.peers.node_facts(now);
+        let mut decision = Decision::default();
+        for announcement in announcements(&services) {
+            let Some(winner) = announcement.winner(&nodes, &self.advertisements) else {
+                decision.unannounced += 1;
+                continue;
+            };
+            if winner.node != me {
+                continue;
+            }
+            for (address, interfaces) in &winner.carriers {
+                decision.owned.insert(*address, interfaces.iter().map(|name| (*name).to_owned()).collect());
+            }
+            for service in announcement.services() {
+                let first = service.addresses.iter().find_map(|address| winner.carriers.get(address));
+                let Some(interface) = first.and_then(|interfaces| interfaces.first()) else { continue };
+                decision.services.insert(
+                    (service.namespace.clone(), service.name.clone()),
+                    AnnouncedService { addresses: service.addresses.clone(), interface: (*interface).to_owned() },
+                );
+            }
+        }
+        decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ironlb_crds::announcer::peers::{NODE_FACTS_ANNOTATION, lease_name};
+    use ironlb_crds::announcer::{PublishedInterface, PublishedNode};
+    use ironlb_crds::v1alpha1::{IPAddressPoolSpec, IPAddressPoolStatus, L2AdvertisementSpec, TRAFFIC_POLICY_LOCAL};
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
+
+    fn lease(node: &str, index: u8) -> Lease {
+        let facts = PublishedNode {
+            interfaces: vec![PublishedInterface {
+                name: "eth0".to_owned(),
+                mac: Some(format!("02:00:00:00:00:{index:02x}")),
+                up: true,
+                announce_by_default: true,
+                addresses: vec![format!("192.168.2.{index}/24"), format!("fd00::{index}/64")],
+            }],
+            ..PublishedNode::default()
+        };
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(lease_name(node)),
+                annotations: Some(BTreeMap::from([(NODE_FACTS_ANNOTATION.to_owned(), facts.to_annotation())])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(format!("pod-{node}")),
+                lease_duration_seconds: Some(2),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    fn allocation(name: &str, ips: &[&str], serving: bool) -> Allocation {
+        Allocation {
+            namespace: "web".to_owned(),
+            name: name.to_owned(),
+            ips: ips.iter().map(|&ip| ip.to_owned()).collect(),
+            serving,
+            ..Allocation::default()
+        }
+    }
+
+    fn pool(allocations: Vec<Allocation>) -> IPAddressPool {
+        let mut pool = IPAddressPool::new("default", IPAddressPoolSpec::new(["192.168.2.0/24"]));
+        pool.status = Some(IPAddressPoolStatus { allocations, ..IPAddressPoolStatus::default() });
+        pool
+    }
+
+    fn view(now: Instant, allocations: Vec<Allocation>) -> ClusterView {
+        let mut view = ClusterView {
+            advertisements: Advertisements::new(&[L2AdvertisementSpec::default()]),
+            ..ClusterView::default()
+        };
+        for (index, node) in NODES.iter().enumerate() {
+            view.peers.observe(&lease(node, 101 + index as u8), now);
+        }
+        view.set_pool(&pool(allocations));
+        view
+    }
+
+    fn owners(view: &ClusterView, now: Instant, address: &str) -> Vec<&'static str> {
+        let address: IpAddr = address.parse().expect("address");
+        NODES.into_iter().filter(|node| view.decide(node, now).owned.contains_key(&address)).collect()
+    }
+
+    #[test]
+    fn exactly_one_node_owns_each_serving_address_and_both_families_stay_together() {
+        let now = Instant::now();
+        let view = view(now, vec![allocation("dual", &["192.168.2.10", "fd00::10"], true)]);
+        let v4 = owners(&view, now, "192.168.2.10");
+        assert_eq!(v4.len(), 1);
+        assert_eq!(owners(&view, now, "fd00::10"), v4);
+        let decision = view.decide(v4[0], now);
+        assert_eq!(decision.owned[&"192.168.2.10".parse().expect("ip")], vec!["eth0".to_owned()]);
+        assert_eq!(decision.services[&("web".to_owned(), "dual".to_owned())].interface, "eth0");
+    }
+
+    #[test]
+    fn a_service_without_serving_endpoints_is_announced_by_nobody() {
+        let now = Instant::now();
+        let view = view(now, vec![allocation("idle", &["192.168.2.11"], false)]);
+        assert!(owners(&view, now, "192.168.2.11").is_empty());
+        assert_eq!(view.decide("node-1", now).unannounced, 1);
+    }
+
+    #[test]
+    fn the_address_moves_when_the_owner_lease_expires() {
+        let now = Instant::now();
+        let mut view = view(now, vec![allocation("web", &["192.168.2.12"], true)]);
+        let first = owners(&view, now, "192.168.2.12")[0];
+        // Every other node renews; the owner goes silent.
+        let later = now + Duration::from_secs(3);
+        for (index, node) in NODES.iter().enumerate().filter(|(_, node)| **node != first) {
+            let mut renewed = lease(node, 101 + index as u8);
+            renewed.metadata.resource_version = Some("2".to_owned());
+            view.peers.observe(&renewed, later - Duration::from_millis(100));
+        }
+        let next = owners(&view, later, "192.168.2.12");
+        assert_eq!(next.len(), 1);
+        assert_ne!(next[0], first);
+    }
+
+    #[test]
+    fn a_local_service_is_announced_where_its_endpoint_is() {
+        let now = Instant::now();
+        let mut local = allocation("local", &["192.168.2.13"], true);
+        local.external_traffic_policy = Some(TRAFFIC_POLICY_LOCAL.to_owned());
+        let mut view = view(now, vec![local]);
+        assert_eq!(view.local_services(), BTreeSet::from([("web".to_owned(), "local".to_owned())]));
+        assert!(owners(&view, now, "192.168.2.13").is_empty(), "endpoints not seen yet");
+        for node in NODES {
+            let slice = EndpointSlice {
+                metadata: ObjectMeta {
+                    namespace: Some("web".to_owned()),
+                    name: Some("local-abc".to_owned()),
+                    labels: Some(BTreeMap::from([("kubernetes.io/service-name".to_owned(), "local".to_owned())])),
+                    ..ObjectMeta::default()
+                },
+                address_type: "IPv4".to_owned(),
+                endpoints: vec![Endpoint {
+                    addresses: vec!["10.0.0.1".to_owned()],
+                    node_name: Some(node.to_owned()),
+                    ..Endpoint::default()
+                }],
+                ports: None,
+            };
+            view.endpoints.apply(&slice);
+            assert_eq!(owners(&view, now, "192.168.2.13"), vec![node]);
+        }
+    }
+
+    #[test]
+    fn only_allocation_changes_count_as_changes() {
+        let mut view = ClusterView::default();
+        let mut pool = pool(vec![allocation("web", &["192.168.2.14"], true)]);
+        assert!(view.set_pool(&pool));
+        pool.status.as_mut().expect("status").assigned_summary = Some("v4=1".to_owned());
+        assert!(!view.set_pool(&pool));
+        pool.status.as_mut().expect("status").allocations[0].serving = false;
+        assert!(view.set_pool(&pool));
+    }
+}

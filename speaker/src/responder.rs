@@ -1,0 +1,400 @@
+//! Answering on the wire: ARP replies and Neighbor Advertisements for the addresses this node
+//! announces, and gratuitous ARP / unsolicited NA when it takes an address over.
+//!
+//! [`Responder::apply`] takes each decision ([`crate::decide::Decision`]) and makes the wire
+//! match it: one [`ArpSocket`] and one [`NdpSocket`] per interface that carries an owned address
+//! (opened when the first address lands on the interface, closed when the last leaves), the
+//! solicited-node multicast groups of the owned IPv6 addresses joined, and a burst of gratuitous
+//! frames for every address that is new to this node. Each socket has a receive task that
+//! parses what the kernel filter let through (only ARP, NS and NA) and answers from a shared
+//! table of owned addresses; a decision swaps the table, it never waits on a socket.
+//!
+//! Take-over burst: gratuitous frames at [`BURST_SCHEDULE`] after the take-over, so a client
+//! that missed the first (a busy switch, a host that was mid-ARP) still moves within a few
+//! seconds, without flooding. An optional periodic refresh re-announces every owned address so
+//! switch FDB entries never age out while nobody is asking.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::net::{ArpSocket, Interface, NdpSocket, Received};
+use crate::packet::{
+    self, ArpKind, MacAddress, NdpSender, Packet, SolicitationKind, arp_reply, gratuitous_arp, neighbor_advertisement,
+    unsolicited_na,
+};
+use crate::telemetry::{Ignored, Metrics, Protocol};
+
+/// When the gratuitous frames of a take-over go out, after the take-over.
+pub const BURST_SCHEDULE: [Duration; 4] =
+    [Duration::ZERO, Duration::from_millis(500), Duration::from_millis(1500), Duration::from_millis(3500)];
+
+/// Largest frame read: ARP and NDP frames the speaker answers are far smaller; anything larger is
+/// reported truncated and dropped as malformed.
+const FRAME_BUFFER: usize = 1536;
+
+/// What one interface answers for.
+#[derive(Clone, Debug, Default)]
+struct Owned {
+    v4: BTreeSet<Ipv4Addr>,
+    v6: BTreeSet<Ipv6Addr>,
+}
+
+/// The addresses owned on each interface, read by every receive task.
+#[derive(Debug, Default)]
+struct Table {
+    by_interface: HashMap<String, Owned>,
+}
+
+impl Table {
+    fn owns_elsewhere(&self, address: IpAddr) -> bool {
+        self.by_interface.values().any(|owned| match address {
+            IpAddr::V4(v4) => owned.v4.contains(&v4),
+            IpAddr::V6(v6) => owned.v6.contains(&v6),
+        })
+    }
+}
+
+type SharedTable = Arc<RwLock<Table>>;
+
+/// What every task of one interface needs to answer and announce.
+#[derive(Clone, Debug)]
+struct Sender {
+    interface: String,
+    mac: MacAddress,
+    arp: Arc<ArpSocket>,
+    /// `None` when NDP sockets cannot be used on the interface (IPv6 disabled).
+    ndp: Option<Arc<NdpSocket>>,
+    table: SharedTable,
+    metrics: Metrics,
+}
+
+impl Sender {
+    /// Whether `address` is announced on this interface right now.
+    fn owns(&self, address: IpAddr) -> bool {
+        let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        table.by_interface.get(&self.interface).is_some_and(|owned| match address {
+            IpAddr::V4(v4) => owned.v4.contains(&v4),
+            IpAddr::V6(v6) => owned.v6.contains(&v6),
+        })
+    }
+
+    fn owns_elsewhere(&self, address: IpAddr) -> bool {
+        self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner).owns_elsewhere(address)
+    }
+
+    /// Every address announced on this interface.
+    fn owned(&self) -> Vec<IpAddr> {
+        let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        table
+            .by_interface
+            .get(&self.interface)
+            .map(|owned| {
+                owned.v4.iter().map(|&a| IpAddr::V4(a)).chain(owned.v6.iter().map(|&a| IpAddr::V6(a))).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// One gratuitous ARP (IPv4) or unsolicited NA with Override (IPv6) for `address`.
+    fn announce(&self, address: IpAddr) {
+        match address {
+            IpAddr::V4(v4) => self.send(Protocol::Arp, &gratuitous_arp(self.mac, v4), true),
+            IpAddr::V6(v6) => {
+                self.send(Protocol::Ndp, &unsolicited_na(self.ndp_sender(v6), v6), true);
+            }
+        }
+    }
+
+    fn send(&self, protocol: Protocol, frame: &[u8], gratuitous: bool) {
+        let sent = match (protocol, &self.ndp) {
+            (Protocol::Arp, _) => self.arp.send(frame),
+            (Protocol::Ndp, Some(ndp)) => ndp.send(frame),
+            (Protocol::Ndp, None) => return,
+        };
+        match sent {
+            Ok(()) if gratuitous => self.metrics.gratuitous_sent(&self.interface, protocol),
+            Ok(()) => self.metrics.reply_sent(&self.interface, protocol),
+            Err(error) => {
+                self.metrics.send_error(&self.interface, protocol);
+                tracing::warn!(interface = %self.interface, %error, "cannot send a frame");
+            }
+        }
+    }
+
+    /// Answers one frame from the ARP or NDP socket.
+    fn handle(&self, frame: &[u8]) {
+        let packet = match packet::parse(frame) {
+            Ok(packet) => packet,
+            Err(error) => {
+                self.metrics.malformed(error);
+                return;
+            }
+        };
+        match packet {
+            Packet::Arp { arp, .. } => {
+                let target = IpAddr::V4(arp.target_ip());
+                match arp.kind() {
+                    ArpKind::Request | ArpKind::Probe => {
+                        self.metrics.request_received(&self.interface, Protocol::Arp);
+                        if self.owns(target) {
+                            // A probe (sender 0.0.0.0) is answered too: that is how RFC 5227
+                            // tells the prober the address is taken.
+                            let reply = arp_reply(self.mac, arp.target_ip(), arp.sender_mac(), arp.sender_ip());
+                            self.send(Protocol::Arp, &reply, false);
+                        } else {
+                            self.ignore_unowned(target);
+                        }
+                    }
+                    ArpKind::Announcement | ArpKind::GratuitousReply if self.owns(target) => {
+                        self.metrics.ignored(Ignored::ForeignClaim);
+                        tracing::warn!(interface = %self.interface, address = %target, mac = %arp.sender_mac(),
+                            "another host announced an address this node announces");
+                    }
+                    _ => self.metrics.ignored(Ignored::NotARequest),
+                }
+            }
+            Packet::NeighborSolicitation { ethernet, solicitation } => {
+                self.metrics.request_received(&self.interface, Protocol::Ndp);
+                let target = solicitation.target();
+                if !self.owns(IpAddr::V6(target)) {
+                    self.ignore_unowned(IpAddr::V6(target));
+                    return;
+                }
+                let from = self.ndp_sender(target);
+                let answer = match solicitation.kind() {
+                    SolicitationKind::AddressResolution | SolicitationKind::ReachabilityConfirmation => {
+                        let to_mac = solicitation.source_link_layer().unwrap_or(ethernet.source());
+                        neighbor_advertisement(from, target, to_mac, solicitation.source(), true, true)
+                    }
+                    SolicitationKind::DuplicateAddressDetection => {
+                        // Another host wants the address: defend it once, to all-nodes.
+                        self.metrics.ignored(Ignored::ForeignClaim);
+                        unsolicited_na(from, target)
+                    }
+                };
+                self.send(Protocol::Ndp, &answer, false);
+            }
+            Packet::NeighborAdvertisement { advertisement, .. } => {
+                if self.owns(IpAddr::V6(advertisement.target())) {
+                    self.metrics.ignored(Ignored::ForeignClaim);
+                    tracing::warn!(interface = %self.interface, address = %advertisement.target(),
+                        "another host advertised an address this node announces");
+                } else {
+                    self.metrics.ignored(Ignored::NotARequest);
+                }
+            }
+            Packet::Other => {}
+        }
+    }
+
+    /// Who an advertisement for `address` comes from: this interface's MAC and the address
+    /// itself as the IPv6 source, as a host that owns an address answers for it (Linux does the
+    /// same). Some resolvers, `ndisc6` among them, ignore an advertisement whose source is not
+    /// the target.
+    fn ndp_sender(&self, address: Ipv6Addr) -> NdpSender {
+        NdpSender { mac: self.mac, address }
+    }
+
+    fn ignore_unowned(&self, target: IpAddr) {
+        let reason = if self.owns_elsewhere(target) { Ignored::WrongInterface } else { Ignored::NotOwned };
+        self.metrics.ignored(reason);
+    }
+}
+
+/// The sockets of one interface and their tasks.
+#[derive(Debug)]
+struct Link {
+    index: u32,
+    mac: MacAddress,
+    sender: Sender,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The wire side of the speaker.
+#[derive(Debug)]
+pub struct Responder {
+    metrics: Metrics,
+    table: SharedTable,
+    links: BTreeMap<String, Link>,
+    refresh: Option<Duration>,
+}
+
+impl Responder {
+    /// A responder that answers for nothing yet. With a non-zero `refresh` period, every owned
+    /// address is re-announced that often.
+    pub fn new(metrics: Metrics, refresh: Duration) -> Self {
+        let refresh = (!refresh.is_zero()).then_some(refresh);
+        Self { metrics, table: SharedTable::default(), links: BTreeMap::new(), refresh }
+    }
+
+    /// Makes the wire match `owned` (address → the interfaces to answer on), given the node's
+    /// current `interfaces`. Returns the addresses newly taken over.
+    pub fn apply(&mut self, owned: &BTreeMap<IpAddr, Vec<String>>, interfaces: &[Interface]) -> Vec<IpAddr> {
+        let mut wanted: BTreeMap<String, Owned> = BTreeMap::new();
+        for (address, names) in owned {
+            for name in names {
+                let entry = wanted.entry(name.clone()).or_default();
+                match address {
+                    IpAddr::V4(v4) => entry.v4.insert(*v4),
+                    IpAddr::V6(v6) => entry.v6.insert(*v6),
+                };
+            }
+        }
+        // Close links that carry nothing now, or whose interface went away or was recreated
+        // (another index or MAC): their sockets are bound to what is gone.
+        self.links.retain(|name, link| {
+            let current = interfaces.iter().find(|interface| &interface.name == name);
+            wanted.contains_key(name)
+                && current.is_some_and(|interface| interface.index == link.index && interface.mac == Some(link.mac))
+        });
+        for name in wanted.keys() {
+            if self.links.contains_key(name) {
+                continue;
+            }
+            let Some(interface) = interfaces.iter().find(|interface| &interface.name == name) else { continue };
+            match self.open(interface) {
+                Ok(link) => {
+                    tracing::info!(interface = %name, "answering ARP/NDP on the interface");
+                    self.links.insert(name.clone(), link);
+                }
+                Err(error) => tracing::error!(interface = %name, %error, "cannot open ARP/NDP sockets"),
+            }
+        }
+        // Only interfaces with open sockets are answered on.
+        wanted.retain(|name, _| self.links.contains_key(name));
+
+        let previous = {
+            let mut table = self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let next: HashMap<String, Owned> =
+                wanted.iter().map(|(name, owned)| (name.clone(), owned.clone())).collect();
+            std::mem::replace(&mut table.by_interface, next)
+        };
+        let mut taken_over = Vec::new();
+        for (name, now) in &wanted {
+            let before = previous.get(name).cloned().unwrap_or_default();
+            let Some(link) = self.links.get(name) else { continue };
+            if let Some(ndp) = &link.sender.ndp {
+                for gone in before.v6.difference(&now.v6) {
+                    if let Err(error) = ndp.leave_solicited_node(*gone) {
+                        tracing::warn!(interface = %name, address = %gone, %error, "cannot leave the solicited-node group");
+                    }
+                }
+                for new in now.v6.difference(&before.v6) {
+                    if let Err(error) = ndp.join_solicited_node(*new) {
+                        tracing::warn!(interface = %name, address = %new, %error, "cannot join the solicited-node group");
+                    }
+                }
+            }
+            let new_v4 = now.v4.difference(&before.v4).map(|&a| IpAddr::V4(a));
+            let new_v6 = now.v6.difference(&before.v6).map(|&a| IpAddr::V6(a));
+            let new: Vec<IpAddr> = new_v4.chain(new_v6).collect();
+            if !new.is_empty() {
+                let sender = link.sender.clone();
+                let addresses = new.clone();
+                // Detached: it checks ownership before every frame, so an address released
+                // mid-burst is not announced any more.
+                tokio::spawn(async move {
+                    let start = tokio::time::Instant::now();
+                    for at in BURST_SCHEDULE {
+                        tokio::time::sleep_until(start + at).await;
+                        for &address in &addresses {
+                            if sender.owns(address) {
+                                sender.announce(address);
+                            }
+                        }
+                    }
+                });
+                taken_over.extend(new);
+            }
+        }
+        let (v4, v6) = wanted.values().fold((0, 0), |(v4, v6), owned| (v4 + owned.v4.len(), v6 + owned.v6.len()));
+        self.metrics.set_announced(v4, v6);
+        taken_over
+    }
+
+    /// Opens the sockets of `interface` and starts its receive (and refresh) tasks.
+    fn open(&self, interface: &Interface) -> std::io::Result<Link> {
+        let mac = interface
+            .mac
+            .filter(|mac| !mac.is_unspecified())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the interface has no MAC"))?;
+        let arp = Arc::new(ArpSocket::open(interface.index)?);
+        let ndp = match NdpSocket::open(interface.index) {
+            Ok(socket) => Some(Arc::new(socket)),
+            Err(error) => {
+                tracing::warn!(interface = %interface.name, %error, "cannot open the NDP socket: IPv4 only there");
+                None
+            }
+        };
+        let sender = Sender {
+            interface: interface.name.clone(),
+            mac,
+            arp: arp.clone(),
+            ndp: ndp.clone(),
+            table: self.table.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let mut tasks = vec![tokio::spawn(receive(arp, sender.clone(), Protocol::Arp))];
+        if let Some(ndp) = ndp {
+            tasks.push(tokio::spawn(receive(ndp, sender.clone(), Protocol::Ndp)));
+        }
+        if let Some(period) = self.refresh {
+            let sender = sender.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                loop {
+                    ticks.tick().await;
+                    for address in sender.owned() {
+                        sender.announce(address);
+                    }
+                }
+            }));
+        }
+        Ok(Link { index: interface.index, mac, sender, tasks })
+    }
+}
+
+/// A socket frames are read from: the ARP or the NDP socket of an interface.
+trait FrameSource: Send + Sync + 'static {
+    fn recv_frame(&self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<Received>> + Send;
+}
+
+impl FrameSource for ArpSocket {
+    fn recv_frame(&self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<Received>> + Send {
+        ArpSocket::recv_frame(self, buf)
+    }
+}
+
+impl FrameSource for NdpSocket {
+    fn recv_frame(&self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<Received>> + Send {
+        NdpSocket::recv_frame(self, buf)
+    }
+}
+
+/// Reads and answers the frames of one socket until the task is aborted.
+async fn receive(socket: Arc<impl FrameSource>, sender: Sender, protocol: Protocol) {
+    let mut buf = [0_u8; FRAME_BUFFER];
+    loop {
+        match socket.recv_frame(&mut buf).await {
+            Ok(received) if received.is_truncated() => sender.metrics.malformed(packet::PacketError::Truncated),
+            Ok(received) => sender.handle(&buf[..received.len]),
+            Err(error) => {
+                // A transient error (ENOBUFS under a flood): keep reading, without spinning.
+                tracing::warn!(interface = %sender.interface, ?protocol, %error, "receive failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

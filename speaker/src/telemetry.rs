@@ -1,0 +1,336 @@
+//! What the speaker tells Prometheus and the kubelet: `GET /metrics` (OpenMetrics text),
+//! `/healthz` and `/readyz` on the metrics port.
+//!
+//! Names carry the `ironlb_speaker_` prefix; counters get `_total` from the encoder. Every
+//! label value of a reason is registered at zero on start, so a rate() over it works before the
+//! first event.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::packet::PacketError;
+
+/// The content type of `GET /metrics`.
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Layer-2 protocol of a frame: `arp` or `ndp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// ARP (IPv4).
+    Arp,
+    /// Neighbor Discovery (IPv6).
+    Ndp,
+}
+
+impl Protocol {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Arp => "arp",
+            Self::Ndp => "ndp",
+        }
+    }
+}
+
+/// Why a well-formed request was not answered: the `reason` of `requests_ignored`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ignored {
+    /// It asks for an address this node does not announce.
+    NotOwned,
+    /// It asks for an owned address on an interface the address is not announced on.
+    WrongInterface,
+    /// Another host announced (gratuitous ARP / unsolicited NA) or probed for an owned address.
+    ForeignClaim,
+    /// A reply or advertisement not asking anything.
+    NotARequest,
+}
+
+impl Ignored {
+    const ALL: [Self; 4] = [Self::NotOwned, Self::WrongInterface, Self::ForeignClaim, Self::NotARequest];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotOwned => "not_owned",
+            Self::WrongInterface => "wrong_interface",
+            Self::ForeignClaim => "foreign_claim",
+            Self::NotARequest => "not_a_request",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FrameLabels {
+    interface: String,
+    protocol: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FamilyLabels {
+    family: String,
+}
+
+/// The speaker's metrics. Cheap to clone: clones share the series.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    requests_received: Family<FrameLabels, Counter>,
+    replies_sent: Family<FrameLabels, Counter>,
+    gratuitous_sent: Family<FrameLabels, Counter>,
+    send_errors: Family<FrameLabels, Counter>,
+    requests_ignored: Family<ReasonLabels, Counter>,
+    malformed_dropped: Family<ReasonLabels, Counter>,
+    announced_addresses: Family<FamilyLabels, Gauge>,
+    announcer_changes: Counter,
+    lease_renewal_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every series.
+    pub fn new() -> Self {
+        let (requests_ignored, malformed_dropped) = (Family::default(), Family::default());
+        for reason in Ignored::ALL {
+            drop(requests_ignored.get_or_create(&ReasonLabels { reason: reason.as_str().to_owned() }));
+        }
+        for error in PacketError::ALL {
+            drop(malformed_dropped.get_or_create(&ReasonLabels { reason: error.reason().to_owned() }));
+        }
+        let announced_addresses = Family::default();
+        for family in ["ipv4", "ipv6"] {
+            drop(announced_addresses.get_or_create(&FamilyLabels { family: family.to_owned() }));
+        }
+        let mut registry = Registry::with_prefix("ironlb_speaker");
+        let metrics = Self {
+            registry: Arc::default(),
+            requests_received: Family::default(),
+            replies_sent: Family::default(),
+            gratuitous_sent: Family::default(),
+            send_errors: Family::default(),
+            requests_ignored,
+            malformed_dropped,
+            announced_addresses,
+            announcer_changes: Counter::default(),
+            lease_renewal_failures: Counter::default(),
+        };
+        registry.register(
+            "requests_received",
+            "ARP requests and Neighbor Solicitations received, by interface and protocol",
+            metrics.requests_received.clone(),
+        );
+        registry.register(
+            "replies_sent",
+            "ARP replies and solicited Neighbor Advertisements sent",
+            metrics.replies_sent.clone(),
+        );
+        registry.register(
+            "gratuitous_sent",
+            "Gratuitous ARP and unsolicited Neighbor Advertisements sent (take-overs and refreshes)",
+            metrics.gratuitous_sent.clone(),
+        );
+        registry.register("send_errors", "Frames the kernel refused to send", metrics.send_errors.clone());
+        registry.register(
+            "requests_ignored",
+            "Well-formed ARP/NDP frames not answered, by reason",
+            metrics.requests_ignored.clone(),
+        );
+        registry.register(
+            "malformed_frames_dropped",
+            "ARP/NDP frames dropped as malformed, by reason",
+            metrics.malformed_dropped.clone(),
+        );
+        registry.register(
+            "announced_addresses",
+            "Addresses this node answers for, by family",
+            metrics.announced_addresses.clone(),
+        );
+        registry.register(
+            "announcer_changes",
+            "Services this node started announcing (it became their announcer)",
+            metrics.announcer_changes.clone(),
+        );
+        registry.register(
+            "lease_renewal_failures",
+            "Node Lease renewals that failed or timed out",
+            metrics.lease_renewal_failures.clone(),
+        );
+        Self { registry: Arc::new(registry), ..metrics }
+    }
+
+    fn frame(interface: &str, protocol: Protocol) -> FrameLabels {
+        FrameLabels { interface: interface.to_owned(), protocol: protocol.as_str().to_owned() }
+    }
+
+    /// A request (ARP request, NS) arrived on `interface`.
+    pub fn request_received(&self, interface: &str, protocol: Protocol) {
+        self.requests_received.get_or_create(&Self::frame(interface, protocol)).inc();
+    }
+
+    /// A reply went out.
+    pub fn reply_sent(&self, interface: &str, protocol: Protocol) {
+        self.replies_sent.get_or_create(&Self::frame(interface, protocol)).inc();
+    }
+
+    /// A gratuitous ARP / unsolicited NA went out.
+    pub fn gratuitous_sent(&self, interface: &str, protocol: Protocol) {
+        self.gratuitous_sent.get_or_create(&Self::frame(interface, protocol)).inc();
+    }
+
+    /// The kernel refused a frame.
+    pub fn send_error(&self, interface: &str, protocol: Protocol) {
+        self.send_errors.get_or_create(&Self::frame(interface, protocol)).inc();
+    }
+
+    /// A well-formed frame was not answered.
+    pub fn ignored(&self, reason: Ignored) {
+        self.requests_ignored.get_or_create(&ReasonLabels { reason: reason.as_str().to_owned() }).inc();
+    }
+
+    /// A malformed frame was dropped.
+    pub fn malformed(&self, error: PacketError) {
+        self.malformed_dropped.get_or_create(&ReasonLabels { reason: error.reason().to_owned() }).inc();
+    }
+
+    /// How many addresses of each family this node announces.
+    pub fn set_announced(&self, ipv4: usize, ipv6: usize) {
+        for (family, count) in [("ipv4", ipv4), ("ipv6", ipv6)] {
+            let gauge = self.announced_addresses.get_or_create(&FamilyLabels { family: family.to_owned() });
+            gauge.set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// This node became the announcer of a Service.
+    pub fn announcer_changed(&self) {
+        self.announcer_changes.inc();
+    }
+
+    /// A Lease renewal failed.
+    pub fn lease_renewal_failed(&self) {
+        self.lease_renewal_failures.inc();
+    }
+
+    /// The OpenMetrics text of every series.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Liveness and readiness, shared with the handlers.
+///
+/// Ready once the watches have synced and this node's Lease was renewed: before that, the
+/// speaker may not yet answer for what it should. Not alive once the main loop has stopped.
+#[derive(Clone, Debug)]
+pub struct Health {
+    alive: Arc<AtomicBool>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Health {
+    /// Alive, not ready.
+    pub fn new() -> Self {
+        Self { alive: Arc::new(AtomicBool::new(true)), ready: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Sets readiness.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Sets liveness.
+    pub fn set_alive(&self, alive: bool) {
+        self.alive.store(alive, Ordering::Relaxed);
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Endpoints {
+    metrics: Metrics,
+    health: Health,
+}
+
+/// The HTTP routes.
+pub fn router(metrics: Metrics, health: Health) -> Router {
+    Router::new()
+        .route("/metrics", get(render_metrics))
+        .route(
+            "/healthz",
+            get(|State(e): State<Endpoints>| async move { probe(e.health.alive.load(Ordering::Relaxed)) }),
+        )
+        .route(
+            "/readyz",
+            get(|State(e): State<Endpoints>| async move {
+                probe(e.health.alive.load(Ordering::Relaxed) && e.health.ready.load(Ordering::Relaxed))
+            }),
+        )
+        .with_state(Endpoints { metrics, health })
+}
+
+/// Serves [`router`] on `addr` until the listener fails.
+pub async fn serve(addr: SocketAddr, metrics: Metrics, health: Health) -> anyhow::Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    axum::serve(listener, router(metrics, health)).await?;
+    Ok(())
+}
+
+async fn render_metrics(State(endpoints): State<Endpoints>) -> Response {
+    match endpoints.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot encode metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn probe(ok: bool) -> (StatusCode, &'static str) {
+    if ok { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_exported_at_zero_and_counts_show() {
+        let metrics = Metrics::new();
+        metrics.reply_sent("eth0", Protocol::Arp);
+        metrics.malformed(PacketError::Truncated);
+        metrics.set_announced(2, 1);
+        let text = metrics.render().expect("renders");
+        assert!(text.contains("ironlb_speaker_replies_sent_total{interface=\"eth0\",protocol=\"arp\"} 1"), "{text}");
+        assert!(text.contains("ironlb_speaker_malformed_frames_dropped_total{reason=\"truncated\"} 1"), "{text}");
+        assert!(text.contains("ironlb_speaker_malformed_frames_dropped_total{reason=\"bad_checksum\"} 0"), "{text}");
+        assert!(text.contains("ironlb_speaker_requests_ignored_total{reason=\"not_owned\"} 0"), "{text}");
+        assert!(text.contains("ironlb_speaker_announced_addresses{family=\"ipv6\"} 1"), "{text}");
+    }
+}
