@@ -15,3 +15,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "ironlb.operatorName" -}}{{ .Release.Name }}-operator{{- end -}}
+
+{{- define "ironlb.speakerName" -}}{{ .Release.Name }}-speaker{{- end -}}
+
+{{/*
+A duration value of the chart ("2s", "500ms", "1m30s": what values.schema.json
+lets through) in whole milliseconds, so templates can compare two of them:
+include "ironlb.durationMs" "1m30s" gives 90000.
+*/}}
+{{- define "ironlb.durationMs" -}}
+{{- $ms := 0 -}}
+{{- range regexFindAll "[0-9]+(ms|s|m)" . -1 -}}
+{{- $number := regexFind "^[0-9]+" . -}}
+{{- $unit := trimPrefix $number . -}}
+{{- $scale := get (dict "ms" 1 "s" 1000 "m" 60000) $unit -}}
+{{- $ms = add $ms (mul (int64 $number) $scale) -}}
+{{- end -}}
+{{- $ms -}}
+{{- end -}}
