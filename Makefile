@@ -33,7 +33,7 @@ unit: ## Unit, property and integration tests (no lab needed)
 
 .PHONY: bins
 bins: ## Build the ironlb binaries the lab runs (debug)
-	$(CARGO) build -p ironlb-operator -p ironlb-speaker
+	$(CARGO) build -p ironlb-operator -p ironlb-speaker -p ironlb-e2e --bin ironlb-operator --bin ironlb-speaker --bin ironlb-lab-kubelet
 
 .PHONY: e2e
 e2e: controlplane bins ## The end-to-end suite against the lab (starts it, or reuses a running one)

@@ -77,6 +77,18 @@ declare -A LAB_PORT_MAC=(
   [ironlb-node-1]=02:01:c0:a8:02:65 [ironlb-node-2]=02:01:c0:a8:02:66
   [ironlb-node-3]=02:01:c0:a8:02:67 [ironlb-client]=02:01:c0:a8:02:c8)
 
+# The data path (up.d/10-dataplane.sh). LoadBalancer IPs ("VIPs") come from these ranges (the e2e
+# tests allocate from .10-.49 and ::10-::49); no host holds an address in them. Every node
+# namespace DNATs TCP port 80 of any of them, as kube-proxy would, to its own HTTP server on
+# $LAB_HTTP_PORT, which answers with the node's name: so `curl http://<VIP>/` from the client says
+# which node the VIP's traffic reached. No VIP is on any interface: only the ironlb speakers
+# answer ARP/NDP for them.
+LAB_VIP_RANGE_V4=192.168.2.1-192.168.2.99
+LAB_VIP_RANGE_V6=fd6c:6a7e:5f2b:2::1-fd6c:6a7e:5f2b:2::99
+LAB_HTTP_PORT=8080
+# Where a speaker serves /metrics, /healthz and /readyz: every address of its node namespace.
+LAB_SPEAKER_METRICS_PORT=7473
+
 # Serializes up.sh and down.sh (e.g. several test binaries starting the lab at once). It lives
 # outside $LAB_DIR, which down.sh removes; the name is unique per checkout.
 LAB_LOCK=/run/lock/ironlb-lab.$(printf '%s' "$LAB_DIR" | sha256sum | cut -c1-12).lock
@@ -84,9 +96,9 @@ LAB_LOCK=/run/lock/ironlb-lab.$(printf '%s' "$LAB_DIR" | sha256sum | cut -c1-12)
 
 # Files (space-separated absolute paths) whose change makes up.sh start a fresh lab instead of
 # reusing the running one, beside the lab scripts, the hooks and the control-plane build stamp.
-# Hooks that start a binary which changes during development add it here, e.g.
-#   LAB_FINGERPRINT_FILES="$LAB_REPO/target/debug/ironlb-speaker"
-LAB_FINGERPRINT_FILES="$LAB_REPO/target/debug/ironlb-operator $LAB_SCRIPTS/chart-values.yaml"
+# Hooks that start a binary which changes during development add it here.
+LAB_FINGERPRINT_FILES="$LAB_REPO/target/debug/ironlb-operator $LAB_REPO/target/debug/ironlb-speaker"
+LAB_FINGERPRINT_FILES+=" $LAB_REPO/target/debug/ironlb-lab-kubelet $LAB_SCRIPTS/chart-values.yaml"
 
 LAB_CONTROL_PLANE="etcd kube-apiserver kube-controller-manager apiserver-socket"
 LAB_REQUIRED_BINARIES="etcd kube-apiserver kube-controller-manager kubectl helm"
@@ -338,6 +350,115 @@ lab_start_operator() {
     || { lab_tail "operator-$replica" 30; lab_die "operator-$replica did not become ready"; }
 }
 
+# lab_start_kubelet: the kubelet and scheduler stand-in (ironlb-lab-kubelet, daemon `kubelet`) in
+# the root namespace with the admin kubeconfig, for every lab node and its LAN addresses; waits
+# until every lab Node is Ready and untainted.
+lab_start_kubelet() {
+  local bin="$LAB_REPO/target/debug/ironlb-lab-kubelet" node nodes=()
+  [ -x "$bin" ] || lab_die "$bin is missing: run 'make bins' (make lab-up does)"
+  for node in $LAB_NODES; do nodes+=(--node "$node=${LAB_V4[$node]},${LAB_V6[$node]}"); done
+  lab_daemon kubelet KUBECONFIG="$LAB_KUBECONFIG" "$bin" --log-level info "${nodes[@]}"
+  lab_wait_daemon kubelet "every lab Node Ready=True, without not-ready/unreachable taints" 60 lab_nodes_ready \
+    || { lab_tail kubelet 30; lab_kubectl get nodes >&2 || true; lab_die "the lab's Nodes did not become Ready"; }
+}
+
+# lab_nodes_ready: every lab Node has Ready=True and no not-ready/unreachable taint (so new Pods
+# are scheduled at once).
+lab_nodes_ready() {
+  local out node line
+  out=$(lab_kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{" "}{.spec.taints[*].key}{"\n"}{end}') || return 1
+  for node in $LAB_NODES; do
+    line=$(grep "^$node " <<< "$out") || return 1
+    case "$line " in "$node True "*) ;; *) return 1 ;; esac
+    case $line in *node.kubernetes.io/not-ready* | *node.kubernetes.io/unreachable*) return 1 ;; esac
+  done
+}
+
+# lab_node_dnat <node>: kube-proxy's part for LoadBalancer IPs, in nftables: in the node's
+# namespace, TCP to port 80 of any address in the VIP ranges goes to the node's own address, port
+# $LAB_HTTP_PORT. Prerouting for traffic from the LAN, output for a connection made inside the node
+# itself (as kube-proxy does). Replaces the table, so it can be run again.
+lab_node_dnat() {
+  local node=$1 v4 v6 hook rules=""
+  lab_is_node "$node" || lab_die "lab_node_dnat: '$node' is not a lab node ($LAB_NODES)"
+  v4=${LAB_V4[$node]} v6=${LAB_V6[$node]}
+  # Priority -100 is "dstnat" (nft 1.0.6 accepts the name only in prerouting), where kube-proxy's
+  # NAT chains hook in too.
+  for hook in prerouting output; do
+    rules+="
+  chain $hook {
+    type nat hook $hook priority -100; policy accept;
+    ip daddr $LAB_VIP_RANGE_V4 tcp dport 80 counter dnat ip to $v4:$LAB_HTTP_PORT
+    ip6 daddr $LAB_VIP_RANGE_V6 tcp dport 80 counter dnat ip6 to [$v6]:$LAB_HTTP_PORT
+  }"
+  done
+  # "table; delete table" first: nft -f applies the whole file atomically, and a table that is
+  # already there is replaced instead of getting a second copy of each rule.
+  ip netns exec "$node" nft -f - <<EOF
+table inet ironlb_lab
+delete table inet ironlb_lab
+table inet ironlb_lab {$rules
+}
+EOF
+}
+
+# lab_http_reply: one HTTP/1.1 exchange on stdin/stdout (socat runs one per connection, with
+# LAB_HTTP_NAME set). It reads the request head first (closing with unread data would reset the
+# connection) and answers 200 with the body "$LAB_HTTP_NAME\n" and Connection: close.
+lab_http_reply() {
+  local line body="$LAB_HTTP_NAME"$'\n'
+  while IFS= read -r -t 5 line; do
+    line=${line%$'\r'}
+    [ -n "$line" ] || break
+  done
+  printf 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' \
+    "${#body}" "$body"
+}
+
+# lab_start_http <node>: the node's HTTP server (daemon `http-<node>`): socat on port
+# $LAB_HTTP_PORT of every address of the node's namespace, IPv4 and IPv6, forking a
+# `bash -c lab_http_reply` per connection; waits until it answers.
+lab_start_http() {
+  local node=$1
+  lab_is_node "$node" || lab_die "lab_start_http: '$node' is not a lab node ($LAB_NODES)"
+  # Exported, so the bash that socat starts per connection finds the function in its environment.
+  ( export -f lab_http_reply
+    lab_daemon_in_netns "$node" "http-$node" LAB_HTTP_NAME="$node" \
+      socat "TCP6-LISTEN:$LAB_HTTP_PORT,ipv6only=0,fork,reuseaddr,backlog=128" "EXEC:bash -c lab_http_reply" ) || exit 1
+  lab_wait_daemon "http-$node" "http-$node to answer on port $LAB_HTTP_PORT" 10 \
+    lab_http_answers "$node" "http://127.0.0.1:$LAB_HTTP_PORT/" \
+    || { lab_tail "http-$node" 20; lab_die "the HTTP server of $node does not answer"; }
+}
+
+# lab_http_answers <netns> <url> [expected body, default <netns>]: `curl <url>` run inside <netns>
+# prints exactly the expected node name.
+lab_http_answers() {
+  local got
+  got=$(ip netns exec "$1" curl -sS --max-time 5 -g "$2") && [ "$got" = "${3:-$1}" ]
+}
+
+# lab_is_node <name>: <name> is one of the lab's nodes.
+lab_is_node() { [ -n "$1" ] && case " $LAB_NODES " in *" $1 "*) true ;; *) false ;; esac; }
+
+# lab_start_speaker <node>: one ironlb-speaker, as the chart's DaemonSet would run it on <node>:
+# inside the node's namespace (its LAN interface, its API relay), with a token of the chart's
+# ServiceAccount ironlb-speaker (one kubeconfig shared by all speakers, made once), NODE_NAME,
+# POD_NAME and POD_NAMESPACE as the downward API sets them, metrics and health on
+# 0.0.0.0:$LAB_SPEAKER_METRICS_PORT of the node. Waits until /readyz answers.
+lab_start_speaker() {
+  local node=$1 bin="$LAB_REPO/target/debug/ironlb-speaker" kubeconfig="$LAB_DIR/speaker.kubeconfig"
+  lab_is_node "$node" || lab_die "lab_start_speaker: '$node' is not a lab node ($LAB_NODES)"
+  [ -x "$bin" ] || lab_die "$bin is missing: run 'cargo build -p ironlb-speaker' (make lab-up does)"
+  [ -f "$kubeconfig" ] || lab_sa_kubeconfig "$LAB_HELM_NAMESPACE" ironlb-speaker "$kubeconfig" ||
+    lab_die "cannot get a token of the ServiceAccount $LAB_HELM_NAMESPACE/ironlb-speaker (does the chart make it?)"
+  lab_daemon_in_netns "$node" "speaker-$node" \
+    NODE_NAME="$node" POD_NAME="ironlb-speaker-$node" POD_NAMESPACE="$LAB_HELM_NAMESPACE" KUBECONFIG="$kubeconfig" \
+    "$bin" --metrics-address "0.0.0.0:$LAB_SPEAKER_METRICS_PORT" --log-level info,ironlb_speaker=debug
+  lab_wait_daemon "speaker-$node" "speaker-$node ready" 30 \
+    ip netns exec "$node" curl -fsS -o /dev/null "http://127.0.0.1:$LAB_SPEAKER_METRICS_PORT/readyz" \
+    || { lab_tail "speaker-$node" 30; lab_die "speaker-$node did not become ready"; }
+}
+
 # lab_stop_many <timeout> <name...>: SIGTERM all of them at once, then wait for each.
 lab_stop_many() {
   local timeout=$1 n; shift
@@ -407,7 +528,7 @@ lab_sa_kubeconfig() {
 
 # lab_fingerprint: what the running lab was made from. up.sh reuses a running lab only when this
 # is unchanged (the lab scripts and hooks, the control-plane build stamp, the chart's files,
-# LAB_FINGERPRINT_FILES).
+# LAB_FINGERPRINT_FILES, and whether LAB_SPEAKERS=0 left the speakers out).
 lab_fingerprint() {
   local files=("$LAB_SCRIPTS"/*.sh)
   local h
@@ -419,10 +540,16 @@ lab_fingerprint() {
   # shellcheck disable=SC2206
   [ -z "${LAB_FINGERPRINT_FILES:-}" ] || files+=($LAB_FINGERPRINT_FILES)
   local f
-  for f in "${files[@]}"; do
-    printf '%s\n' "$f"
-    if [ -e "$f" ]; then sha256sum < "$f"; else echo missing; fi
-  done | sha256sum | cut -d' ' -f1
+  {
+    # cksum (CRC-32 and length) per file: enough to tell a rebuilt binary from the old one, and
+    # ~15 times faster than sha256sum over the ~500 MB of debug binaries (a reuse stays fast).
+    for f in "${files[@]}"; do
+      printf '%s\n' "$f"
+      if [ -e "$f" ]; then cksum < "$f"; else echo missing; fi
+    done
+    # A lab brought up without speakers is not the lab a test run expects.
+    [ "${LAB_SPEAKERS:-1}" != 0 ] || echo "LAB_SPEAKERS=0"
+  } | sha256sum | cut -d' ' -f1
 }
 
 # lab_healthy [quiet]: the lab is fully up, was made by these scripts, and its parts are healthy.
@@ -430,7 +557,7 @@ lab_healthy() {
   local q=${1:-} n
   _why() { [ -n "$q" ] || lab_log "not healthy: $*"; }
   [ -f "$LAB_UP_MARK" ] || { _why "no $LAB_UP_MARK (never finished starting)"; return 1; }
-  [ "$(cat "$LAB_UP_MARK")" = "$(lab_fingerprint)" ] || { _why "the lab scripts, chart or binaries changed since it started"; return 1; }
+  [ "$(cat "$LAB_UP_MARK")" = "$(lab_fingerprint)" ] || { _why "the lab scripts, chart, binaries or LAB_SPEAKERS changed since it started"; return 1; }
   for n in $LAB_NETNSES; do lab_netns_exists "$n" || { _why "netns $n missing"; return 1; }; done
   while read -r n; do
     [ -n "$n" ] || continue
