@@ -13,6 +13,8 @@ mod control_plane;
 mod demo;
 mod failover;
 mod operator;
+mod speaker;
+mod support;
 
 use std::sync::{Mutex, OnceLock};
 
@@ -37,7 +39,8 @@ fn main() {
     let mut args = Arguments::from_args();
     args.test_threads.get_or_insert(1);
     let tests: Vec<Test> =
-        [control_plane::TESTS, chart::TESTS, api::TESTS, operator::TESTS, failover::TESTS, demo::TESTS].concat();
+        [control_plane::TESTS, chart::TESTS, api::TESTS, operator::TESTS, speaker::TESTS, failover::TESTS, demo::TESTS]
+            .concat();
     let trials = tests
         .into_iter()
         .map(|(name, test)| Trial::test(name, move || test(&lab()?).map_err(|e| format!("{e:#}").into())))

@@ -1,0 +1,434 @@
+//! ironlb-speaker against the lab: one speaker per node namespace answers ARP and NDP for the
+//! addresses its node wins, checked from the client namespace with the tools a user has
+//! (`arping`, `ndisc6`, `curl`, `tcpdump`) and against what `kubectl` shows.
+//!
+//! Services get endpoints as in a cluster: the lab's kubelet stand-in binds and readies their
+//! Pods, kube-controller-manager writes the EndpointSlices, and each node namespace forwards
+//! the pool addresses to an HTTP server that answers with the node's name.
+
+use std::io::Read;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use ironlb_e2e::{Cleanup, Lab, wait_for};
+
+use crate::Test;
+use crate::support::{SETTLE, indent, pool, service, wait_event, wait_ingress};
+
+pub(crate) const TESTS: &[Test] = &[
+    (
+        "speaker::arp_is_answered_by_exactly_the_announcer_and_curl_reaches_it",
+        arp_is_answered_by_exactly_the_announcer_and_curl_reaches_it,
+    ),
+    ("speaker::ipv6_and_dual_stack_resolve_to_the_same_announcer", ipv6_and_dual_stack_resolve_to_the_same_announcer),
+    ("speaker::service_without_a_ready_endpoint_is_not_announced", service_without_a_ready_endpoint_is_not_announced),
+    (
+        "speaker::local_traffic_policy_follows_the_endpoint_with_gratuitous_arp",
+        local_traffic_policy_follows_the_endpoint_with_gratuitous_arp,
+    ),
+    (
+        "speaker::excluding_the_announcer_moves_the_address_with_gratuitous_arp_and_na",
+        excluding_the_announcer_moves_the_address_with_gratuitous_arp_and_na,
+    ),
+    ("speaker::node_selectors_and_interfaces_are_respected", node_selectors_and_interfaces_are_respected),
+    ("speaker::sharing_services_are_announced_from_one_node", sharing_services_are_announced_from_one_node),
+    (
+        "speaker::selectorless_service_with_a_hand_made_endpointslice_is_announced",
+        selectorless_service_with_a_hand_made_endpointslice_is_announced,
+    ),
+    ("speaker::metrics_count_what_the_wire_saw", metrics_count_what_the_wire_saw),
+];
+
+const V4_RANGE: &str = "192.168.2.10-192.168.2.49";
+const V6_RANGE: &str = "fd6c:6a7e:5f2b:2::10-fd6c:6a7e:5f2b:2::49";
+
+/// A namespace, a dual-stack pool named after it and an L2Advertisement (`adv_spec` YAML lines;
+/// empty announces the pool from every node), all removed at the end.
+fn setup(lab: &Lab, name: &str, adv_spec: &str) -> Result<Cleanup> {
+    let mut cleanup = lab.cleanup();
+    cleanup.namespace(name)?;
+    cleanup.object(&format!("ipaddresspool/{name}"));
+    cleanup.object(&format!("l2advertisement/{name}"));
+    lab.apply(&pool(name, &[V4_RANGE, V6_RANGE], ""))?;
+    let spec = format!("ipAddressPools: [{name}]\n{adv_spec}");
+    lab.apply(&format!(
+        "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata:\n  name: {name}\nspec:\n{}",
+        indent(&spec)
+    ))?;
+    Ok(cleanup)
+}
+
+/// A Pod of app `app`, run by the lab's kubelet stand-in (on `node` when given).
+fn pod(namespace: &str, name: &str, app: &str, node: Option<&str>, ready: bool) -> String {
+    let node_selector =
+        node.map(|node| format!("  nodeSelector: {{kubernetes.io/hostname: {node}}}\n")).unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels: {{app: {app}}}\n  annotations: {{lab.ironlb.io/ready: \"{ready}\"}}\nspec:\n{node_selector}  containers: [{{name: web, image: registry.k8s.io/pause:3.10}}]\n"
+    )
+}
+
+/// The allocation entry of `namespace/name` in the pool's status.
+fn allocation(lab: &Lab, pool: &str, namespace: &str, name: &str) -> Result<Option<serde_json::Value>> {
+    let out = lab.kubectl(&["get", "ipaddresspool", pool, "-o", "json"])?.ok()?;
+    let pool: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    Ok(pool["status"]["allocations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["namespace"] == namespace && entry["name"] == name)
+        .cloned())
+}
+
+/// Waits until the pool status names an announcer for the Service other than `not`; returns
+/// (node, interface).
+fn wait_announcer(lab: &Lab, pool: &str, namespace: &str, name: &str, not: Option<&str>) -> Result<(String, String)> {
+    let mut last = None;
+    wait_for(&format!("an announcer of {namespace}/{name} in the pool status (not {not:?})"), SETTLE, || {
+        last = allocation(lab, pool, namespace, name)?;
+        let entry = last.as_ref();
+        let node = entry.and_then(|e| e["node"].as_str()).filter(|node| Some(*node) != not);
+        let interface = entry.and_then(|e| e["interface"].as_str());
+        Ok(node.zip(interface).map(|(n, i)| (n.to_owned(), i.to_owned())))
+    })
+    .with_context(|| format!("last allocation entry: {last:?}"))
+}
+
+/// The MAC of a lab host's LAN interface, lowercase.
+fn mac_of(lab: &Lab, host: &str) -> Result<String> {
+    Ok(lab.in_netns(host, &["cat", "/sys/class/net/eth0/address"])?.ok()?.stdout.trim().to_lowercase())
+}
+
+/// The MACs answering `arping` for `address` from the client, one per reply (3 requests).
+fn arping(lab: &Lab, address: &str) -> Result<Vec<String>> {
+    let client = lab.var("LAB_CLIENT")?;
+    let out = lab.in_netns(client, &["arping", "-r", "-c", "3", "-W", "0.2", "-w", "3", "-i", "eth0", address])?;
+    // arping exits non-zero when nobody answers: that is a result here, not an error.
+    Ok(out.stdout.lines().map(|line| line.trim().to_lowercase()).filter(|line| !line.is_empty()).collect())
+}
+
+/// Waits until every `arping` reply for `address` comes from `mac`.
+fn wait_arping(lab: &Lab, address: &str, mac: &str) -> Result<()> {
+    let mut seen = Vec::new();
+    wait_for(&format!("arping {address} answered only by {mac}"), SETTLE, || {
+        seen = arping(lab, address)?;
+        Ok((!seen.is_empty() && seen.iter().all(|m| m == mac)).then_some(()))
+    })
+    .with_context(|| format!("last replies: {seen:?}"))
+}
+
+/// The MAC `ndisc6` resolves `address` to from the client, if anyone answers.
+fn ndisc6(lab: &Lab, address: &str) -> Result<Option<String>> {
+    let client = lab.var("LAB_CLIENT")?;
+    let out = lab.in_netns(client, &["ndisc6", "-1", "-r", "3", "-w", "500", address, "eth0"])?;
+    Ok(out
+        .stdout
+        .lines()
+        .find_map(|line| line.split_once("Target link-layer address:"))
+        .map(|(_, mac)| mac.trim().to_lowercase()))
+}
+
+/// What `curl` from the client gets from `url` (the answering node's name).
+fn curl(lab: &Lab, url: &str) -> Result<String> {
+    let client = lab.var("LAB_CLIENT")?;
+    let out = lab.in_netns(client, &["curl", "-sS", "-g", "--max-time", "3", url])?.ok()?;
+    Ok(out.stdout.trim().to_owned())
+}
+
+/// Waits until `curl` of `url` from the client is answered by `node`.
+fn wait_curl(lab: &Lab, url: &str, node: &str) -> Result<()> {
+    let mut last = String::new();
+    wait_for(&format!("curl {url} answered by {node}"), SETTLE, || {
+        last = curl(lab, url).unwrap_or_else(|e| format!("{e:#}"));
+        Ok((last == node).then_some(()))
+    })
+    .with_context(|| format!("last answer: {last}"))
+}
+
+/// A packet capture of ARP and Neighbor Advertisements on the client's LAN interface, for
+/// seeing gratuitous frames. Stopped (by its PID) when read or dropped.
+struct Capture {
+    child: Child,
+}
+
+impl Capture {
+    fn start(lab: &Lab) -> Result<Self> {
+        let client = lab.var("LAB_CLIENT")?.to_owned();
+        let mut command = lab.command("ip");
+        command
+            .args(["netns", "exec", &client, "tcpdump", "-i", "eth0", "-l", "-n", "-e", "-c", "2000"])
+            .args(["arp or (icmp6 and ip6[40] == 136)"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let child = command.spawn().context("starting tcpdump in the client namespace")?;
+        // tcpdump needs a moment to attach its filter.
+        std::thread::sleep(Duration::from_millis(800));
+        Ok(Self { child })
+    }
+
+    /// Stops the capture and returns its lines.
+    fn finish(mut self) -> Result<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut text = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut text)?;
+        }
+        Ok(text)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `capture` holds a gratuitous ARP for `address` from `mac`: an ARP request about the
+/// address sent from the MAC (the node's kernel never asks for an address it does not own, so
+/// only the speaker sends that).
+fn saw_gratuitous_arp(capture: &str, mac: &str, address: &str) -> bool {
+    capture.lines().map(str::to_lowercase).any(|line| {
+        line.contains(&format!(" {mac} > ff:ff:ff:ff:ff:ff"))
+            && line.contains("request")
+            && line.contains(&format!(" {address} "))
+    })
+}
+
+/// Whether `capture` holds an unsolicited NA for `address` from `mac`.
+fn saw_unsolicited_na(capture: &str, mac: &str, address: &str) -> bool {
+    capture.lines().any(|line| {
+        let line = line.to_lowercase();
+        line.contains(mac) && line.contains("neighbor advertisement") && line.contains(&format!("tgt is {address}"))
+    })
+}
+
+fn arp_is_answered_by_exactly_the_announcer_and_curl_reaches_it(lab: &Lab) -> Result<()> {
+    let ns = "e2e-l2-arp";
+    let _cleanup = setup(lab, ns, "")?;
+    lab.apply(&pod(ns, "web-1", "web", None, true))?;
+    lab.apply(&service(ns, "web", &[], ""))?;
+    wait_ingress(lab, ns, "web", &["192.168.2.10"])?;
+    let (node, interface) = wait_announcer(lab, ns, ns, "web", None)?;
+    ensure!(interface == "eth0", "announced on {interface}, not the LAN interface eth0");
+
+    let mac = mac_of(lab, &node)?;
+    wait_arping(lab, "192.168.2.10", &mac)?;
+    let replies = arping(lab, "192.168.2.10")?;
+    ensure!(replies.len() >= 2 && replies.iter().all(|m| *m == mac), "replies {replies:?}, expected only {mac}");
+    wait_curl(lab, "http://192.168.2.10/", &node)?;
+
+    wait_event(lab, ns, "web", "Announcing", &["192.168.2.10", &node, "eth0"])?;
+    let described = lab.kubectl(&["describe", "ipaddresspool", ns])?.ok()?.stdout;
+    for expected in [node.as_str(), "eth0", "Serving:"] {
+        ensure!(described.contains(expected), "kubectl describe ipaddresspool lacks {expected:?}:\n{described}");
+    }
+    // An address of the pool nobody holds is not answered at all.
+    ensure!(arping(lab, "192.168.2.48")?.is_empty(), "an unallocated address was answered");
+    Ok(())
+}
+
+fn ipv6_and_dual_stack_resolve_to_the_same_announcer(lab: &Lab) -> Result<()> {
+    let ns = "e2e-l2-dual";
+    let _cleanup = setup(lab, ns, "")?;
+    lab.apply(&pod(ns, "web-1", "web", None, true))?;
+    lab.apply(&service(ns, "web", &[], "ipFamilyPolicy: RequireDualStack\nipFamilies: [IPv4, IPv6]"))?;
+    wait_ingress(lab, ns, "web", &["192.168.2.10", "fd6c:6a7e:5f2b:2::10"])?;
+    let (node, _) = wait_announcer(lab, ns, ns, "web", None)?;
+    let mac = mac_of(lab, &node)?;
+    let mut seen = None;
+    wait_for("ndisc6 to resolve the IPv6 address", SETTLE, || {
+        seen = ndisc6(lab, "fd6c:6a7e:5f2b:2::10")?;
+        Ok(seen.is_some().then_some(()))
+    })?;
+    ensure!(seen.as_deref() == Some(mac.as_str()), "ndisc6 resolved to {seen:?}, the announcer {node} is {mac}");
+    wait_arping(lab, "192.168.2.10", &mac)?;
+    wait_curl(lab, "http://[fd6c:6a7e:5f2b:2::10]/", &node)?;
+    wait_curl(lab, "http://192.168.2.10/", &node)?;
+    Ok(())
+}
+
+fn service_without_a_ready_endpoint_is_not_announced(lab: &Lab) -> Result<()> {
+    let ns = "e2e-l2-idle";
+    let _cleanup = setup(lab, ns, "")?;
+    lab.apply(&pod(ns, "web-1", "web", None, false))?;
+    lab.apply(&service(ns, "web", &[], ""))?;
+    wait_ingress(lab, ns, "web", &["192.168.2.10"])?;
+    wait_for("the allocation to be recorded as not serving", SETTLE, || {
+        Ok(allocation(lab, ns, ns, "web")?.filter(|entry| entry["serving"] == false).map(drop))
+    })?;
+    std::thread::sleep(Duration::from_secs(2));
+    let entry = allocation(lab, ns, ns, "web")?.context("allocation vanished")?;
+    ensure!(entry.get("node").is_none(), "a Service without ready endpoints has an announcer: {entry}");
+    ensure!(arping(lab, "192.168.2.10")?.is_empty(), "a Service without ready endpoints is answered");
+
+    // The Pod becomes ready: now it is announced.
+    lab.apply(&pod(ns, "web-1", "web", None, true))?;
+    let (node, _) = wait_announcer(lab, ns, ns, "web", None)?;
+    wait_arping(lab, "192.168.2.10", &mac_of(lab, &node)?)?;
+    Ok(())
+}
+
+fn local_traffic_policy_follows_the_endpoint_with_gratuitous_arp(lab: &Lab) -> Result<()> {
+    let ns = "e2e-l2-local";
+    let _cleanup = setup(lab, ns, "")?;
+    let nodes = lab.nodes()?;
+    let (first, second) = (&nodes[0], &nodes[1]);
+    lab.apply(&pod(ns, "web-a", "web", Some(first), true))?;
+    lab.apply(&service(ns, "web", &[], "externalTrafficPolicy: Local"))?;
+    wait_ingress(lab, ns, "web", &["192.168.2.10"])?;
+    let (node, _) = wait_announcer(lab, ns, ns, "web", None)?;
+    ensure!(&node == first, "externalTrafficPolicy Local: announced by {node}, the only endpoint is on {first}");
+    wait_arping(lab, "192.168.2.10", &mac_of(lab, first)?)?;
+
+    // The endpoint moves to another node: so does the address, announced with gratuitous ARP.
+    let capture = Capture::start(lab)?;
+    lab.apply(&pod(ns, "web-b", "web", Some(second), true))?;
+    lab.kubectl(&["delete", "pod", "-n", ns, "web-a", "--wait=true", "--timeout=60s"])?.ok()?;
+    let (moved, _) = wait_announcer(lab, ns, ns, "web", Some(first))?;
+    ensure!(&moved == second, "the endpoint is on {second} but {moved} announces");
+    let mac = mac_of(lab, second)?;
+    wait_arping(lab, "192.168.2.10", &mac)?;
+    wait_curl(lab, "http://192.168.2.10/", second)?;
+    let frames = capture.finish()?;
+    ensure!(saw_gratuitous_arp(&frames, &mac, "192.168.2.10"), "no gratuitous ARP from {mac} captured:\n{frames}");
+    Ok(())
+}
+
+fn excluding_the_announcer_moves_the_address_with_gratuitous_arp_and_na(lab: &Lab) -> Result<()> {
+    let ns = "e2e-l2-move";
+    let _cleanup = setup(lab, ns, "")?;
+    lab.apply(&pod(ns, "web-1", "web", None, true))?;
+    lab.apply(&service(ns, "web", &[], "ipFamilyPolicy: RequireDualStack\nipFamilies: [IPv4, IPv6]"))?;
+    let (node, _) = wait_announcer(lab, ns, ns, "web", None)?;
+    wait_arping(lab, "192.168.2.10", &mac_of(lab, &node)?)?;
+
+    let label = "node.kubernetes.io/exclude-from-external-load-balancers";
+    let capture = Capture::start(lab)?;
+    lab.kubectl(&["label", "node", &node, &format!("{label}=true")])?.ok()?;
+    let relabelled = Unlabel { lab: lab.clone(), node: node.clone(), label };
+    let (moved, _) = wait_announcer(lab, ns, ns, "web", Some(&node))?;
+    let mac = mac_of(lab, &moved)?;
+    wait_arping(lab, "192.168.2.10", &mac)?;
+    wait_curl(lab, "http://192.168.2.10/", &moved)?;
+    wait_curl(lab, "http://[fd6c:6a7e:5f2b:2::10]/", &moved)?;
+    let frames = capture.finish()?;
+    ensure!(saw_gratuitous_arp(&frames, &mac, "192.168.2.10"), "no gratuitous ARP from {mac}:\n{frames}");
+    ensure!(saw_unsolicited_na(&frames, &mac, "fd6c:6a7e:5f2b:2::10"), "no unsolicited NA from {mac}:\n{frames}");
+    let event = wait_event(lab, ns, "web", "Announcing", &[&moved])?;
+    ensure!(event.contains("eth0"), "the Event does not name the interface: {event}");
+    drop(relabelled);
+    Ok(())
+}
+
+/// Removes a label from a node at the end of a test.
+struct Unlabel {
+    lab: Lab,
+    node: String,
+    label: &'static str,
+}
+
+impl Drop for Unlabel {
+    fn drop(&mut self) {
+        let _ = self.lab.kubectl(&["label", "node", &self.node, &format!("{}-", self.label)]);
+    }
+}
+
+fn node_selectors_and_interfaces_are_respected(lab: &Lab) -> Result<()> {
+    let ns = "e2e-l2-select";
+    let nodes = lab.nodes()?;
+    let chosen = &nodes[2];
+    let _cleanup = setup(lab, ns, &format!("nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: {chosen}}}}}]"))?;
+    lab.apply(&pod(ns, "web-1", "web", None, true))?;
+    lab.apply(&service(ns, "web", &[], ""))?;
+    let (node, _) = wait_announcer(lab, ns, ns, "web", None)?;
+    ensure!(&node == chosen, "the advertisement selects only {chosen}, but {node} announces");
+    wait_arping(lab, "192.168.2.10", &mac_of(lab, chosen)?)?;
+
+    // Only an interface no node has: nobody may announce.
+    lab.apply(&format!(
+        "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata:\n  name: {ns}\nspec:\n  ipAddressPools: [{ns}]\n  interfaces: [eth9]\n"
+    ))?;
+    wait_for("the announcer to be withdrawn", SETTLE, || {
+        Ok(allocation(lab, ns, ns, "web")?.filter(|entry| entry.get("node").is_none()).map(drop))
+    })?;
+    wait_for("nobody to answer arping", SETTLE, || Ok(arping(lab, "192.168.2.10")?.is_empty().then_some(())))?;
+    Ok(())
+}
+
+fn sharing_services_are_announced_from_one_node(lab: &Lab) -> Result<()> {
+    let ns = "e2e-l2-share";
+    let _cleanup = setup(lab, ns, "")?;
+    lab.apply(&pod(ns, "web-1", "web", None, true))?;
+    lab.apply(&pod(ns, "dns-1", "dns", None, true))?;
+    let shared = [("ironlb.io/allow-shared-ip", "key"), ("ironlb.io/loadBalancerIPs", "192.168.2.20")];
+    lab.apply(&service(ns, "web", &shared, "ports: [{port: 80}]"))?;
+    lab.apply(&service(ns, "dns", &shared, "ports: [{port: 53, protocol: UDP}]"))?;
+    wait_ingress(lab, ns, "web", &["192.168.2.20"])?;
+    wait_ingress(lab, ns, "dns", &["192.168.2.20"])?;
+    let (web, _) = wait_announcer(lab, ns, ns, "web", None)?;
+    let (dns, _) = wait_announcer(lab, ns, ns, "dns", None)?;
+    ensure!(web == dns, "Services sharing 192.168.2.20 are announced from {web} and {dns}");
+    wait_arping(lab, "192.168.2.20", &mac_of(lab, &web)?)?;
+    Ok(())
+}
+
+fn selectorless_service_with_a_hand_made_endpointslice_is_announced(lab: &Lab) -> Result<()> {
+    let ns = "e2e-l2-manual";
+    let _cleanup = setup(lab, ns, "")?;
+    let nodes = lab.nodes()?;
+    let node = &nodes[1];
+    let address = lab.in_netns(node, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"])?.ok()?.stdout;
+    let address = address.split_whitespace().nth(3).and_then(|a| a.split('/').next()).context("node address")?;
+    lab.apply(&format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: external\n  namespace: {ns}\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{{port: 80}}]\n"
+    ))?;
+    lab.apply(&format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: external-1\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: external}}\naddressType: IPv4\nports: [{{port: 8080}}]\nendpoints:\n- addresses: [\"{address}\"]\n  nodeName: {node}\n  conditions: {{ready: true}}\n"
+    ))?;
+    let (announcer, _) = wait_announcer(lab, ns, ns, "external", None)?;
+    ensure!(&announcer == node, "the hand-made endpoint is on {node}, but {announcer} announces");
+    wait_arping(lab, "192.168.2.10", &mac_of(lab, node)?)?;
+    Ok(())
+}
+
+/// One series of a speaker's `/metrics`, read inside its node namespace.
+fn speaker_metric(lab: &Lab, node: &str, series: &str) -> Result<f64> {
+    let text = lab.in_netns(node, &["curl", "-fsS", "http://127.0.0.1:7473/metrics"])?.ok()?.stdout;
+    let Some(line) = text.lines().find(|line| line.starts_with(series) && line[series.len()..].starts_with(' ')) else {
+        bail!("{series} is not exported by the speaker on {node}:\n{text}");
+    };
+    Ok(line.rsplit(' ').next().unwrap_or_default().parse()?)
+}
+
+fn metrics_count_what_the_wire_saw(lab: &Lab) -> Result<()> {
+    let ns = "e2e-l2-metrics";
+    let _cleanup = setup(lab, ns, "")?;
+    lab.apply(&pod(ns, "web-1", "web", None, true))?;
+    lab.apply(&service(ns, "web", &[], ""))?;
+    let (node, _) = wait_announcer(lab, ns, ns, "web", None)?;
+    wait_arping(lab, "192.168.2.10", &mac_of(lab, &node)?)?;
+    let requests = "ironlb_speaker_requests_received_total{interface=\"eth0\",protocol=\"arp\"}";
+    let replies = "ironlb_speaker_replies_sent_total{interface=\"eth0\",protocol=\"arp\"}";
+    let (requests_before, replies_before) =
+        (speaker_metric(lab, &node, requests)?, speaker_metric(lab, &node, replies)?);
+    let answered = arping(lab, "192.168.2.10")?.len() as f64;
+    let (requests_after, replies_after) = (speaker_metric(lab, &node, requests)?, speaker_metric(lab, &node, replies)?);
+    ensure!(requests_after - requests_before >= 3.0, "3 requests sent, {} counted", requests_after - requests_before);
+    ensure!(
+        replies_after - replies_before >= answered,
+        "{answered} replies seen, {} counted",
+        replies_after - replies_before
+    );
+    ensure!(
+        speaker_metric(lab, &node, "ironlb_speaker_announced_addresses{family=\"ipv4\"}")? >= 1.0,
+        "no address counted"
+    );
+    // A request for an address of the subnet nobody holds is seen, counted and not answered.
+    let not_owned = "ironlb_speaker_requests_ignored_total{reason=\"not_owned\"}";
+    let before = speaker_metric(lab, &node, not_owned)?;
+    ensure!(arping(lab, "192.168.2.48")?.is_empty(), "an unallocated address was answered");
+    ensure!(speaker_metric(lab, &node, not_owned)? >= before + 3.0, "{node} did not count the requests it ignored");
+    Ok(())
+}
