@@ -9,3 +9,5 @@ pub mod net;
 pub mod packet;
 pub mod responder;
 pub mod telemetry;
+#[cfg(test)]
+mod testlab;

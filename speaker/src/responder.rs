@@ -29,6 +29,9 @@ use crate::packet::{
 };
 use crate::telemetry::{Ignored, Metrics, Protocol};
 
+#[cfg(test)]
+mod tests;
+
 /// When the gratuitous frames of a take-over go out, after the take-over.
 pub const BURST_SCHEDULE: [Duration; 4] =
     [Duration::ZERO, Duration::from_millis(500), Duration::from_millis(1500), Duration::from_millis(3500)];
