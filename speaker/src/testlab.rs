@@ -76,11 +76,6 @@ impl Lab {
     pub(crate) fn in_a<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> T {
         in_namespace(&self.a, future)
     }
-
-    /// The same in namespace B.
-    pub(crate) fn in_b<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> T {
-        in_namespace(&self.b, future)
-    }
 }
 
 /// Runs `future` on a thread inside network namespace `name`, on its own runtime, and waits for it.
