@@ -30,6 +30,7 @@ build: ## Build every crate (debug)
 .PHONY: unit
 unit: ## Unit, property and integration tests (no lab needed)
 	$(CARGO) test --workspace --exclude ironlb-e2e
+	$(CARGO) test -p ironlb-e2e --bin ironlb-lab-kubelet
 
 .PHONY: bins
 bins: ## Build the ironlb binaries the lab runs (debug)
