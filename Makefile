@@ -41,9 +41,10 @@ e2e: controlplane bins ## The end-to-end suite against the lab (starts it, or re
 	$(CARGO) test -p ironlb-e2e --test e2e -- $(E2E_ARGS)
 
 .PHONY: bench
-bench: controlplane bins ## Benchmarks: allocator vs first-fit, 10,000 Services in the lab (figures: docs/benchmarks.md)
+bench: controlplane bins ## Benchmarks: allocator vs first-fit, 10,000 Services in the lab, the speakers on the wire (figures: docs/benchmarks.md)
 	$(CARGO) bench -p ironlb-operator --bench allocator
 	$(CARGO) bench -p ironlb-e2e --bench operator
+	$(CARGO) bench -p ironlb-e2e --bench speaker
 
 FUZZ_SECONDS ?= 60
 .PHONY: fuzz

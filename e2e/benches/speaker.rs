@@ -1,0 +1,308 @@
+//! Speaker benchmark: the lab's ironlb speakers on the wire, each figure beside a baseline
+//! measured in the same run.
+//!
+//! 1. time to an ARP / NDP answer from the client namespace, the speaker's vs the node kernel's
+//!    own (for the node's LAN address, on the same interface): [`latency`];
+//! 2. ARP requests per second answered without loss, and the speaker's CPU doing it, against the
+//!    kernel at the same rates: [`rate`];
+//! 3. the speaker's CPU while iperf3 pushes unrelated traffic through its interface, against
+//!    idle: [`traffic`];
+//! 4. the speakers' memory with 0, 1, 100 and 10,000 announced addresses: [`memory`].
+//!
+//! `cargo bench -p ironlb-e2e --bench speaker` (`make bench`) starts the lab (or reuses one) and
+//! prints a markdown report on stdout, progress on stderr. Everything it makes (namespaces,
+//! pools, L2Advertisements, iperf3 servers) is removed at the end, also on failure. Its frames go
+//! only between the lab's namespaces; the 10,000 addresses of step 4 are never sent to.
+//!
+//! Settings (environment): `BENCH_SPEAKER_REQUESTS` requests per target in step 1 (2,000),
+//! `BENCH_SPEAKER_ADDRESSES` Services in the last row of step 4 (10,000),
+//! `BENCH_SPEAKER_ENDPOINTS` how step 4 gives them endpoints (`slices`, the default, or
+//! `selector`), `BENCH_SPEAKER_STEPS` the steps to run (`latency,rate,traffic,memory`).
+
+#[path = "speaker/host.rs"]
+mod host;
+#[path = "speaker/latency.rs"]
+mod latency;
+#[path = "speaker/memory.rs"]
+mod memory;
+#[path = "speaker/rate.rs"]
+mod rate;
+#[path = "speaker/report.rs"]
+mod report;
+#[path = "speaker/traffic.rs"]
+mod traffic;
+#[path = "speaker/wire.rs"]
+mod wire;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use ironlb_e2e::{Lab, LabSession, wait_for};
+
+use crate::host::{Hosts, Speaker};
+
+/// Steps 1–3 measure one dual-stack Service from this pool, in the lab's VIP ranges but clear
+/// of the `.10`–`.49` the e2e suite uses.
+const VIP_POOL: &str = "ironlb-bench-speaker-vip";
+const VIP_NAMESPACE: &str = "ironlb-bench-speaker-vip";
+const VIP_RANGES: [&str; 2] = ["192.168.2.60-192.168.2.69", "fd6c:6a7e:5f2b:2::60-fd6c:6a7e:5f2b:2::69"];
+
+struct Settings {
+    requests: usize,
+    addresses: usize,
+    endpoints: memory::Endpoints,
+    steps: Vec<String>,
+}
+
+impl Settings {
+    fn from_env() -> Result<Self> {
+        let number = |name: &str, default: usize| -> Result<usize> {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.parse().with_context(|| format!("{name}={v}")))
+                .transpose()
+                .map(|v| v.unwrap_or(default))
+        };
+        let steps = std::env::var("BENCH_SPEAKER_STEPS").unwrap_or_else(|_| "latency,rate,traffic,memory".to_owned());
+        let steps: Vec<String> = steps.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        for step in &steps {
+            ensure!(
+                ["latency", "rate", "traffic", "memory"].contains(&step.as_str()),
+                "BENCH_SPEAKER_STEPS: unknown step {step:?}"
+            );
+        }
+        Ok(Self {
+            requests: number("BENCH_SPEAKER_REQUESTS", 2_000)?,
+            addresses: number("BENCH_SPEAKER_ADDRESSES", 10_000)?,
+            endpoints: memory::Endpoints::from_env()?,
+            steps,
+        })
+    }
+
+    fn runs(&self, step: &str) -> bool {
+        self.steps.iter().any(|s| s == step)
+    }
+}
+
+fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(()); // `cargo bench -- --list` asks benches what they have
+    }
+    let settings = Settings::from_env()?;
+    let session = LabSession::start()?;
+    let lab = session.lab().clone();
+    let result = run(&lab, &settings);
+    if let Err(error) = &result {
+        eprintln!("speaker bench failed: {error:#}");
+    }
+    session.finish(result.is_err());
+    result
+}
+
+fn run(lab: &Lab, settings: &Settings) -> Result<()> {
+    let started = Instant::now();
+    let hosts = Hosts::read(lab)?;
+    // A run cut short (Ctrl-C) may have left its objects behind: start from none.
+    drop(everything_the_bench_makes(lab));
+    for node in &hosts.nodes {
+        let announced = Speaker::of(lab, &node.name)?.metrics(lab)?.announced_v4();
+        ensure!(
+            announced == 0,
+            "the speaker on {} announces {announced} addresses already: other pools exist",
+            node.name
+        );
+    }
+    print_header(lab)?;
+
+    if ["latency", "rate", "traffic"].iter().any(|step| settings.runs(step)) {
+        let teardown = everything_the_bench_makes(lab);
+        let announced = announce_one_service(lab)?;
+        eprintln!("{} / {} announced by {}", announced.v4, announced.v6, announced.node);
+        if settings.runs("latency") {
+            latency::run(&hosts, &announced, settings.requests)?;
+        }
+        if settings.runs("rate") {
+            rate::run(lab, &hosts, &announced)?;
+        }
+        if settings.runs("traffic") {
+            traffic::run(lab, &hosts, &announced.node)?;
+        }
+        drop(teardown);
+    }
+    if settings.runs("memory") {
+        memory::run(lab, &hosts, settings.addresses, settings.endpoints)?;
+    }
+    println!("The whole run took {:.1} min.", started.elapsed().as_secs_f64() / 60.0);
+    Ok(())
+}
+
+/// The machine, date, build and command, as `docs/benchmarks.md` gives them.
+fn print_header(lab: &Lab) -> Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, m)| m.trim()))
+        .unwrap_or("unknown CPU");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let date = lab.run("date", &["-u", "+%Y-%m-%d %H:%M UTC"])?.ok()?.stdout;
+    let commit = lab.run("git", &["rev-parse", "--short", "HEAD"])?.ok()?.stdout;
+    let dirty = !lab.run("git", &["status", "--porcelain", "--untracked-files=no"])?.ok()?.stdout.trim().is_empty();
+    let settings: Vec<String> =
+        std::env::vars().filter(|(k, _)| k.starts_with("BENCH_SPEAKER_")).map(|(k, v)| format!("{k}={v} ")).collect();
+
+    println!("## Speaker (`cargo bench -p ironlb-e2e --bench speaker`)");
+    println!();
+    println!("- Command: `{}cargo bench -p ironlb-e2e --bench speaker` (part of `make bench`)", settings.concat());
+    println!("- Date: {}", date.trim());
+    println!("- Machine: {cpus} CPUs (`nproc`), {model}, Linux {}", kernel.trim());
+    println!(
+        "- Build: ironlb {}{}; the lab's speakers are debug builds (`target/debug`, as the lab runs them), the \
+         bench's client a release build",
+        commit.trim(),
+        if dirty { " with uncommitted changes" } else { "" }
+    );
+    println!(
+        "- Lab: the client and three node namespaces on one bridge (veth pairs), sharing the cores with etcd, \
+         the API server, the controller manager, both operator replicas and the bench itself"
+    );
+    println!();
+    Ok(())
+}
+
+/// The one Service steps 1–3 measure: its addresses and the node whose speaker answers for them.
+pub(crate) struct Announced {
+    pub(crate) node: String,
+    pub(crate) v4: Ipv4Addr,
+    pub(crate) v6: Ipv6Addr,
+}
+
+/// A dual-stack Service with a ready Pod (run by the lab's kubelet stand-in), from a pool of its
+/// own that one L2Advertisement announces from every node; waits until the speaker the pool
+/// status names answers for both addresses, and until its take-over burst of gratuitous frames
+/// is over.
+fn announce_one_service(lab: &Lab) -> Result<Announced> {
+    lab.kubectl(&["create", "namespace", VIP_NAMESPACE])?.ok()?;
+    let ranges = serde_json::to_string(&VIP_RANGES)?;
+    lab.apply(&format!(
+        "apiVersion: ironlb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {{name: {VIP_POOL}}}\nspec: {{addresses: {ranges}}}\n"
+    ))?;
+    lab.apply(&format!(
+        "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata: {{name: {VIP_POOL}}}\nspec: {{ipAddressPools: [{VIP_POOL}]}}\n"
+    ))?;
+    lab.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: {VIP_NAMESPACE}\n  labels: {{app: web}}\n  annotations: {{lab.ironlb.io/ready: \"true\"}}\nspec:\n  containers: [{{name: web, image: registry.k8s.io/pause:3.10}}]\n"
+    ))?;
+    lab.apply(&format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {VIP_NAMESPACE}\n  annotations: {{ironlb.io/address-pool: {VIP_POOL}}}\nspec:\n  type: LoadBalancer\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n  selector: {{app: web}}\n  ports: [{{port: 80}}]\n"
+    ))?;
+    let (node, addresses) =
+        wait_for("the pool status to name the Service's announcer", Duration::from_secs(90), || {
+            let pool: serde_json::Value =
+                serde_json::from_str(&lab.kubectl(&["get", "ipaddresspool", VIP_POOL, "-o", "json"])?.ok()?.stdout)?;
+            let entry = pool["status"]["allocations"].as_array().and_then(|entries| entries.first()).cloned();
+            Ok(entry.and_then(|entry| {
+                let node = entry["node"].as_str()?.to_owned();
+                let ips: Vec<IpAddr> =
+                    entry["ips"].as_array()?.iter().filter_map(|ip| ip.as_str()?.parse().ok()).collect();
+                (ips.len() == 2).then_some((node, ips))
+            }))
+        })?;
+    let (mut v4, mut v6) = (None, None);
+    for address in addresses {
+        match address {
+            IpAddr::V4(a) => v4 = Some(a),
+            IpAddr::V6(a) => v6 = Some(a),
+        }
+    }
+    let (Some(v4), Some(v6)) = (v4, v6) else { bail!("the Service is not dual-stack") };
+    let speaker = Speaker::of(lab, &node)?;
+    wait_for(&format!("the speaker on {node} to announce both addresses"), Duration::from_secs(60), || {
+        let metrics = speaker.metrics(lab)?;
+        let v6_count = metrics.sum("ironlb_speaker_announced_addresses", &["family=\"ipv6\""]);
+        Ok((metrics.announced_v4() >= 1 && v6_count >= 1.0).then_some(()))
+    })?;
+    // The take-over burst (gratuitous ARP and unsolicited NA at 0, 0.5, 1.5 and 3.5 s) is over.
+    std::thread::sleep(Duration::from_secs(5));
+    Ok(Announced { node, v4, v6 })
+}
+
+/// A guard over every object the bench makes (whether made yet or not).
+fn everything_the_bench_makes(lab: &Lab) -> Teardown {
+    let mut teardown = Teardown::new(lab);
+    teardown.namespace(VIP_NAMESPACE);
+    teardown.namespace(memory::NAMESPACE);
+    teardown.object(&format!("l2advertisement/{VIP_POOL}"));
+    teardown.object(&format!("ipaddresspool/{VIP_POOL}"));
+    teardown.object(&format!("l2advertisement/{}", memory::POOL_PREFIX));
+    for pool in 0..4 {
+        teardown.object(&format!("ipaddresspool/{}-{pool}", memory::POOL_PREFIX));
+    }
+    teardown
+}
+
+/// Deletes what the bench made when dropped, pass or fail: namespaces first, waiting until their
+/// Services are gone (10,000 take minutes), then the cluster-scoped objects, so no Service is
+/// ever moved to another pool on the way out; then starts the operator replicas the bench
+/// stopped, once there is nothing left for them to allocate.
+pub(crate) struct Teardown {
+    lab: Lab,
+    namespaces: Vec<String>,
+    objects: Vec<String>,
+    restart_operators: bool,
+}
+
+impl Teardown {
+    pub(crate) fn new(lab: &Lab) -> Self {
+        Self { lab: lab.clone(), namespaces: Vec::new(), objects: Vec::new(), restart_operators: false }
+    }
+
+    /// Starts again, at the end, any operator replica that is not running then.
+    pub(crate) fn restart_operators(&mut self) {
+        self.restart_operators = true;
+    }
+
+    pub(crate) fn namespace(&mut self, name: &str) {
+        self.namespaces.push(name.to_owned());
+    }
+
+    /// `kind/name` of a cluster-scoped object.
+    pub(crate) fn object(&mut self, object: &str) {
+        self.objects.push(object.to_owned());
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let started = Instant::now();
+        let namespaces = ["delete", "namespace", "--ignore-not-found", "--timeout=900s"];
+        let objects = ["delete", "--ignore-not-found", "--timeout=120s"];
+        for (command, targets) in [(&namespaces[..], &self.namespaces), (&objects[..], &self.objects)] {
+            if targets.is_empty() {
+                continue;
+            }
+            let args: Vec<&str> = command.iter().copied().chain(targets.iter().map(String::as_str)).collect();
+            match self.lab.kubectl(&args) {
+                Ok(output) if output.success => {}
+                Ok(output) => eprintln!("cleanup `kubectl {}` failed: {}", args.join(" "), output.stderr),
+                Err(error) => eprintln!("cleanup `kubectl {}` failed: {error:#}", args.join(" ")),
+            }
+        }
+        for replica in ["0", "1"].into_iter().filter(|_| self.restart_operators) {
+            // The lab's operator replicas serve /healthz on 127.0.0.1:17472 and :17473.
+            let healthz = format!("http://127.0.0.1:{}/healthz", if replica == "0" { 17472 } else { 17473 });
+            if self.lab.run("curl", &["-fsS", "--max-time", "5", &healthz]).is_ok_and(|out| out.success) {
+                continue;
+            }
+            match self.lab.run("e2e/lab/operator.sh", &["start", replica]) {
+                Ok(output) if output.success => {}
+                Ok(output) => eprintln!("cleanup: starting operator {replica} failed: {}", output.stderr),
+                Err(error) => eprintln!("cleanup: starting operator {replica} failed: {error:#}"),
+            }
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            eprintln!("cleanup took {:.1} s", started.elapsed().as_secs_f64());
+        }
+    }
+}
