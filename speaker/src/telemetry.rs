@@ -98,6 +98,8 @@ pub struct Metrics {
     announced_addresses: Family<FamilyLabels, Gauge>,
     announcer_changes: Counter,
     lease_renewal_failures: Counter,
+    address_conflicts: Counter,
+    yielded: Counter,
 }
 
 impl Default for Metrics {
@@ -132,6 +134,8 @@ impl Metrics {
             announced_addresses,
             announcer_changes: Counter::default(),
             lease_renewal_failures: Counter::default(),
+            address_conflicts: Counter::default(),
+            yielded: Counter::default(),
         };
         registry.register(
             "requests_received",
@@ -173,6 +177,16 @@ impl Metrics {
             "lease_renewal_failures",
             "Node Lease renewals that failed or timed out",
             metrics.lease_renewal_failures.clone(),
+        );
+        registry.register(
+            "address_conflicts",
+            "Claims of an announced address by a host that is not an ironlb speaker",
+            metrics.address_conflicts.clone(),
+        );
+        registry.register(
+            "addresses_yielded",
+            "Addresses given up to a peer heard announcing them while cut off or shutting down",
+            metrics.yielded.clone(),
         );
         Self { registry: Arc::new(registry), ..metrics }
     }
@@ -222,6 +236,16 @@ impl Metrics {
     /// This node became the announcer of a Service.
     pub fn announcer_changed(&self) {
         self.announcer_changes.inc();
+    }
+
+    /// A foreign host claimed an announced address.
+    pub fn conflict(&self) {
+        self.address_conflicts.inc();
+    }
+
+    /// An address was yielded to a peer.
+    pub fn yielded(&self) {
+        self.yielded.inc();
     }
 
     /// A Lease renewal failed.
