@@ -210,13 +210,10 @@ pub async fn run(
             Ok(()) = renewed.changed() => {
                 let ready = synced.all() && renewed.borrow().is_some();
                 health.set_ready(ready);
-                if let Some(hold) = outage.renewed(settings.lease.duration) {
-                    due = Some(hold);
-                }
                 continue;
             }
             Some(claim) = claims.recv() => {
-                let cut_off = outage.is_cut_off(*renewed.borrow(), settings.lease.duration);
+                let cut_off = !view_is_current(&view, &settings, *renewed.borrow());
                 let context = ClaimContext { node: &settings.node_name, view: &view, current: &current, yield_to_peers: cut_off };
                 if handle_claim(claim, &context, &mut responder, &mut probes, &mut conflicts, &metrics, &client, &settings) {
                     // A probe found its address in use: decide again without it.
@@ -230,15 +227,12 @@ pub async fn run(
         if !synced.all() {
             continue;
         }
-        if outage.is_cut_off(*renewed.borrow(), settings.lease.duration) {
-            // Without its own renewals this node's view of the peers is stale as well: keep
-            // answering for what it answered for (the data plane outlives the control plane),
-            // yielding an address only to a peer heard announcing it.
-            outage.cut_off();
-            continue;
-        }
-        if outage.holding() {
-            continue;
+        match outage.gate(view_is_current(&view, &settings, *renewed.borrow()), settings.lease.duration) {
+            Gate::Decide => {}
+            Gate::Wait(hold) => {
+                due = hold.or(due);
+                continue;
+            }
         }
         let decision = view.decide(&settings.node_name, Instant::now().into_std());
         let (answer, probe) =
@@ -454,50 +448,61 @@ fn post_event(client: &Client, settings: &Settings, service: &ServiceKey, note: 
     });
 }
 
-/// Where this speaker stands with its own Lease: renewing, cut off from the API server, or
-/// back from an outage and waiting for its peers' renewals before deciding again.
+/// Whether this speaker's view of its peers can be trusted: its own Lease was renewed within its
+/// duration, and its own renewals reach it through the Lease watch (so the peers' do too).
+///
+/// Without renewals the API server is out of reach; without its own renewals coming back, the
+/// watch is down or lagging (a watch reconnects with back-off, up to 30 s after a long outage)
+/// and every peer would look dead. Either way the view is stale and must not be acted on.
+fn view_is_current(view: &ClusterView, settings: &Settings, renewed: Option<Instant>) -> bool {
+    let renewing = renewed.is_none_or(|at| at.elapsed() <= settings.lease.duration);
+    renewing && view.peers.is_live(&settings.node_name, Instant::now().into_std())
+}
+
+/// Whether to decide now.
+enum Gate {
+    Decide,
+    /// Keep the last decision; decide again at the instant given, if any.
+    Wait(Option<Instant>),
+}
+
+/// Where this speaker stands with its own view: current, stale (cut off from the API server, or
+/// its Lease watch down), or current again and waiting for its peers' renewals.
 #[derive(Debug, Default)]
 struct Outage {
-    /// The last decision attempt found the Lease not renewed within its duration.
-    cut_off: bool,
-    /// Renewals resumed; decisions wait until then.
+    /// The last decision attempt found the view stale.
+    stale: bool,
+    /// The view is current again; decisions wait until then.
     hold_until: Option<Instant>,
 }
 
 impl Outage {
-    /// Whether this node cannot count on its Lease: it renewed once (a speaker that has not
-    /// renewed yet is starting, and its fresh lists are current) but not within `duration`.
-    fn is_cut_off(&self, renewed: Option<Instant>, duration: Duration) -> bool {
-        renewed.is_some_and(|at| at.elapsed() > duration) || (self.cut_off && renewed.is_none())
-    }
-
-    fn cut_off(&mut self) {
-        if !self.cut_off {
-            tracing::warn!("cannot renew the node Lease: keeping what this node announces until renewals succeed");
+    /// Whether to decide, given whether the view is current.
+    ///
+    /// While the view is stale, this node keeps answering what it answered for (the data plane
+    /// outlives the control plane), yielding an address only to a peer heard announcing it.
+    /// When it is current again, decisions wait one lease duration more: until every live
+    /// peer's renewal has arrived too. Deciding at once would act on peers whose renewals are
+    /// still on their way, and move addresses that need not move.
+    fn gate(&mut self, current: bool, duration: Duration) -> Gate {
+        if !current {
+            if !self.stale {
+                tracing::warn!("this node's view of its peers is stale (no Lease renewals): keeping what it announces");
+            }
+            self.stale = true;
+            self.hold_until = None;
+            return Gate::Wait(None);
         }
-        self.cut_off = true;
-    }
-
-    /// A renewal succeeded. After a cut-off, returns when to decide again: one lease duration
-    /// later, when every live peer has renewed in this node's view too. Deciding at once would
-    /// act on peers whose renewals have not arrived yet and move addresses that need not move.
-    fn renewed(&mut self, duration: Duration) -> Option<Instant> {
-        if !std::mem::take(&mut self.cut_off) {
-            return None;
+        if std::mem::take(&mut self.stale) {
+            let hold = Instant::now() + duration;
+            tracing::info!(?duration, "the view is current again; deciding once the peers' renewals are seen");
+            self.hold_until = Some(hold);
         }
-        let hold = Instant::now() + duration;
-        tracing::info!(?duration, "the node Lease is renewed again; deciding once the peers' renewals are seen");
-        self.hold_until = Some(hold);
-        Some(hold)
-    }
-
-    /// Whether decisions still wait after an outage.
-    fn holding(&mut self) -> bool {
         match self.hold_until {
-            Some(until) if Instant::now() < until => true,
+            Some(until) if Instant::now() < until => Gate::Wait(Some(until)),
             _ => {
                 self.hold_until = None;
-                false
+                Gate::Decide
             }
         }
     }
@@ -608,4 +613,23 @@ fn handle_claim(
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_view_keeps_the_last_decision_and_a_current_one_waits_a_lease_duration() {
+        let duration = Duration::from_secs(2);
+        let mut outage = Outage::default();
+        assert!(matches!(outage.gate(true, duration), Gate::Decide), "a current view decides at once");
+        assert!(matches!(outage.gate(false, duration), Gate::Wait(None)), "a stale view decides nothing");
+        let Gate::Wait(Some(hold)) = outage.gate(true, duration) else { panic!("current again: it must wait") };
+        assert_eq!(hold, Instant::now() + duration);
+        tokio::time::advance(duration - Duration::from_millis(1)).await;
+        assert!(matches!(outage.gate(true, duration), Gate::Wait(Some(_))));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(matches!(outage.gate(true, duration), Gate::Decide));
+    }
 }
