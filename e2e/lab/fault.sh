@@ -53,15 +53,10 @@ case "$command" in
     [ $# -eq 2 ] || usage
     ip=$2 host=$LAB_FOREIGN
     if ! lab_netns_exists "$host"; then
-      ip netns add "$host"
-      ip netns exec "$host" sysctl -qw net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0
-      ip -n "$host" link set lo up
-      ip -n "$LAB_LAN_NETNS" link add "${LAB_PORT[$host]}" address "${LAB_PORT_MAC[$host]}" type veth \
-        peer name "$LAB_IFACE" address "${LAB_MAC[$host]}" netns "$host"
-      ip -n "$LAB_LAN_NETNS" link set "${LAB_PORT[$host]}" master "$LAB_BRIDGE" up
-      ip -n "$host" addr add "${LAB_V4[$host]}/24" dev "$LAB_IFACE"
-      ip -n "$host" addr add "${LAB_V6[$host]}/64" dev "$LAB_IFACE" nodad
-      ip -n "$host" link set "$LAB_IFACE" up
+      lab_add_host "$host"
+      # Unlike the lab's own hosts, this one checks an IPv6 address before it uses it (DAD): the
+      # speaker announcing it sees that probe and reports the conflict.
+      ip netns exec "$host" sysctl -qw net.ipv6.conf.eth0.accept_dad=1
     fi
     case "$ip" in
       *:*) ip -n "$host" addr add "$ip/128" dev "$LAB_IFACE" ;;  # the kernel probes it (DAD) and answers for it

@@ -467,6 +467,27 @@ lab_start_speaker() {
     || { lab_tail "speaker-$node" 30; lab_die "speaker-$node did not become ready"; }
 }
 
+# lab_add_host <host>: a host namespace on the LAN bridge, with its eth0 addresses and MACs from
+# LAB_V4/LAB_V6/LAB_MAC and its bridge port from LAB_PORT/LAB_PORT_MAC. No duplicate address
+# detection (addresses usable at once), no router solicitation or autoconfiguration: the only
+# frames on the LAN are the ones the tests cause. DAD stays on for addresses added later with
+# `ip addr add` on a host that wants it (fault.sh foreign-claim turns it back on).
+lab_add_host() {
+  local host=$1
+  ip netns add "$host"
+  ip netns exec "$host" sysctl -qw \
+    net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
+    net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0 \
+    net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.all.router_solicitations=0
+  ip -n "$host" link set lo up
+  ip -n "$LAB_LAN_NETNS" link add "${LAB_PORT[$host]}" address "${LAB_PORT_MAC[$host]}" type veth \
+    peer name "$LAB_IFACE" address "${LAB_MAC[$host]}" netns "$host"
+  ip -n "$LAB_LAN_NETNS" link set "${LAB_PORT[$host]}" master "$LAB_BRIDGE" up
+  ip -n "$host" addr add "${LAB_V4[$host]}/24" dev "$LAB_IFACE"
+  ip -n "$host" addr add "${LAB_V6[$host]}/64" dev "$LAB_IFACE" nodad
+  ip -n "$host" link set "$LAB_IFACE" up
+}
+
 # lab_respawn <name>: start a stopped daemon again exactly as it was first started (same netns,
 # environment and arguments), e.g. after a fault injection stopped it.
 lab_respawn() {
