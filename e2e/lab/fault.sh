@@ -11,7 +11,8 @@
 #                                           the LAN is untouched, so peers still hear it)
 #   e2e/lab/fault.sh restore-api <node>     give it its API path back
 #   e2e/lab/fault.sh control-plane-stop     stop kube-apiserver and etcd (speakers stay up)
-#   e2e/lab/fault.sh control-plane-start    start them again and wait until the API is ready
+#   e2e/lab/fault.sh control-plane-start    start them again, wait until the API is ready, and restart
+#                                           an operator replica that exited meanwhile (as a kubelet would)
 #   e2e/lab/fault.sh foreign-claim <ip>     a host that is not a speaker joins the LAN, puts <ip> on
 #                                           its interface and announces it (gratuitous ARP for IPv4;
 #                                           the kernel's DAD solicitation and answers for IPv6)
@@ -21,7 +22,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export PATH="$LAB_BIN:$PATH" KUBECONFIG="$LAB_KUBECONFIG"
 
-usage() { sed -n '2,19p' "$0" >&2; exit 2; }
+usage() { sed -n '2,20p' "$0" >&2; exit 2; }
 command=${1:-}
 node_arg() {
   [ $# -eq 1 ] || usage
@@ -48,7 +49,12 @@ case "$command" in
     lab_alive etcd || lab_respawn etcd
     lab_alive kube-apiserver || lab_respawn kube-apiserver
     lab_wait_for "kube-apiserver /readyz" 60 lab_apiserver_ready ||
-      { lab_tail kube-apiserver 30; lab_die "kube-apiserver did not come back"; } ;;
+      { lab_tail kube-apiserver 30; lab_die "kube-apiserver did not come back"; }
+    # An operator leader that could not renew its Lease exits (to come back as a clean standby);
+    # in a cluster the kubelet restarts it, here the lab does.
+    for replica in 0 1; do
+      lab_alive "operator-$replica" || lab_start_operator "$replica"
+    done ;;
   foreign-claim)
     [ $# -eq 2 ] || usage
     ip=$2 host=$LAB_FOREIGN
