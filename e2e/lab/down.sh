@@ -52,7 +52,7 @@ lab_phase_end "stopped the lab's daemons"
 declare -A stray=()
 for pid in $(lab_marked_pids); do stray[$pid]=$(lab_proc_starttime "$pid"); done
 # 3. Any process still inside one of the lab's namespaces (e.g. a shell someone started there).
-for ns in $LAB_NETNSES; do
+for ns in $LAB_ALL_NETNSES; do
   lab_netns_exists "$ns" || continue
   for pid in $(ip netns pids "$ns" 2>/dev/null); do stray[$pid]=$(lab_proc_starttime "$pid"); done
 done
@@ -83,7 +83,7 @@ fi
 # 5. Namespaces: exactly the lab's names (hosts first, the bridge namespace last). `ip netns del`
 #    also unmounts /run/netns/<name>; deleting the bridge namespace removes the bridge and veths.
 rc=0
-for ns in $LAB_NETNSES; do
+for ns in $LAB_ALL_NETNSES; do
   lab_netns_exists "$ns" || continue
   ip netns del "$ns" || { lab_warn "could not delete netns $ns"; rc=1; }
 done
@@ -108,7 +108,7 @@ for s in ${ended[@]+"${ended[@]}"}; do
 done
 
 # Check what is left.
-for ns in $LAB_NETNSES; do
+for ns in $LAB_ALL_NETNSES; do
   if lab_netns_exists "$ns"; then lab_warn "netns $ns still exists"; rc=1; fi
 done
 if [ -n "$(lab_marked_pids)" ]; then lab_warn "lab processes still running: $(lab_marked_pids | tr '\n' ' ')"; rc=1; fi

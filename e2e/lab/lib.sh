@@ -58,24 +58,30 @@ LAB_NODES="ironlb-node-1 ironlb-node-2 ironlb-node-3"
 LAB_CLIENT=ironlb-client
 LAB_HOSTS="$LAB_NODES $LAB_CLIENT"
 LAB_NETNSES="$LAB_HOSTS $LAB_LAN_NETNS"   # every namespace the lab makes (deleted in this order)
+# A host that is not an ironlb speaker, made only by `fault.sh foreign-claim` (a fault, so it is
+# not part of a healthy lab) and removed by `fault.sh foreign-release` or down.sh.
+LAB_FOREIGN=ironlb-foreign
+LAB_ALL_NETNSES="$LAB_FOREIGN $LAB_NETNSES"   # what down.sh and status.sh look for
 
 # Per host: IPv4, IPv6, MAC of eth0, name and MAC of its bridge port in $LAB_LAN_NETNS.
 # MACs are locally administered (02:..); the last four bytes are the host's IPv4 address in hex,
 # the second byte says which end: 00 = host's eth0, 01 = switch port.
 declare -A LAB_V4=(
   [ironlb-node-1]=192.168.2.101 [ironlb-node-2]=192.168.2.102 [ironlb-node-3]=192.168.2.103
-  [ironlb-client]=192.168.2.200)
+  [ironlb-client]=192.168.2.200 [ironlb-foreign]=192.168.2.250)
 declare -A LAB_V6=(
   [ironlb-node-1]=fd6c:6a7e:5f2b:2::101 [ironlb-node-2]=fd6c:6a7e:5f2b:2::102
-  [ironlb-node-3]=fd6c:6a7e:5f2b:2::103 [ironlb-client]=fd6c:6a7e:5f2b:2::200)
+  [ironlb-node-3]=fd6c:6a7e:5f2b:2::103 [ironlb-client]=fd6c:6a7e:5f2b:2::200
+  [ironlb-foreign]=fd6c:6a7e:5f2b:2::250)
 declare -A LAB_MAC=(
   [ironlb-node-1]=02:00:c0:a8:02:65 [ironlb-node-2]=02:00:c0:a8:02:66
-  [ironlb-node-3]=02:00:c0:a8:02:67 [ironlb-client]=02:00:c0:a8:02:c8)
+  [ironlb-node-3]=02:00:c0:a8:02:67 [ironlb-client]=02:00:c0:a8:02:c8 [ironlb-foreign]=02:00:c0:a8:02:fa)
 declare -A LAB_PORT=(
-  [ironlb-node-1]=node-1 [ironlb-node-2]=node-2 [ironlb-node-3]=node-3 [ironlb-client]=client)
+  [ironlb-node-1]=node-1 [ironlb-node-2]=node-2 [ironlb-node-3]=node-3 [ironlb-client]=client
+  [ironlb-foreign]=foreign)
 declare -A LAB_PORT_MAC=(
   [ironlb-node-1]=02:01:c0:a8:02:65 [ironlb-node-2]=02:01:c0:a8:02:66
-  [ironlb-node-3]=02:01:c0:a8:02:67 [ironlb-client]=02:01:c0:a8:02:c8)
+  [ironlb-node-3]=02:01:c0:a8:02:67 [ironlb-client]=02:01:c0:a8:02:c8 [ironlb-foreign]=02:01:c0:a8:02:fa)
 
 # The data path (up.d/10-dataplane.sh). LoadBalancer IPs ("VIPs") come from these ranges (the e2e
 # tests allocate from .10-.49 and ::10-::49); no host holds an address in them. Every node
@@ -268,6 +274,8 @@ _lab_spawn() {
   if lab_alive "$name"; then lab_die "lab_daemon: '$name' is already running"; fi
   local pidfile=$LAB_PIDS/$name.pid log=$LAB_LOGS/$name.log
   rm -f "$pidfile"
+  # How it was started, so lab_respawn can start it again the same way after a fault.
+  printf '%q ' "$netns" "$name" "$@" > "$LAB_PIDS/$name.cmd"
   local pre=()
   [ -z "$netns" ] || pre=(ip netns exec "$netns")
   printf '=== %s: starting%s: %s\n' "$(date -u +%FT%TZ)" "${netns:+ in netns $netns}" "$*" >> "$log"
@@ -459,6 +467,36 @@ lab_start_speaker() {
     || { lab_tail "speaker-$node" 30; lab_die "speaker-$node did not become ready"; }
 }
 
+# lab_add_host <host>: a host namespace on the LAN bridge, with its eth0 addresses and MACs from
+# LAB_V4/LAB_V6/LAB_MAC and its bridge port from LAB_PORT/LAB_PORT_MAC. No duplicate address
+# detection (addresses usable at once), no router solicitation or autoconfiguration: the only
+# frames on the LAN are the ones the tests cause. DAD stays on for addresses added later with
+# `ip addr add` on a host that wants it (fault.sh foreign-claim turns it back on).
+lab_add_host() {
+  local host=$1
+  ip netns add "$host"
+  ip netns exec "$host" sysctl -qw \
+    net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
+    net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0 \
+    net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.all.router_solicitations=0
+  ip -n "$host" link set lo up
+  ip -n "$LAB_LAN_NETNS" link add "${LAB_PORT[$host]}" address "${LAB_PORT_MAC[$host]}" type veth \
+    peer name "$LAB_IFACE" address "${LAB_MAC[$host]}" netns "$host"
+  ip -n "$LAB_LAN_NETNS" link set "${LAB_PORT[$host]}" master "$LAB_BRIDGE" up
+  ip -n "$host" addr add "${LAB_V4[$host]}/24" dev "$LAB_IFACE"
+  ip -n "$host" addr add "${LAB_V6[$host]}/64" dev "$LAB_IFACE" nodad
+  ip -n "$host" link set "$LAB_IFACE" up
+}
+
+# lab_respawn <name>: start a stopped daemon again exactly as it was first started (same netns,
+# environment and arguments), e.g. after a fault injection stopped it.
+lab_respawn() {
+  local name=$1 cmd
+  [ -f "$LAB_PIDS/$name.cmd" ] || lab_die "lab_respawn: no recorded command for '$name'"
+  cmd=$(cat "$LAB_PIDS/$name.cmd")
+  eval "_lab_spawn $cmd"
+}
+
 # lab_stop_many <timeout> <name...>: SIGTERM all of them at once, then wait for each.
 lab_stop_many() {
   local timeout=$1 n; shift
@@ -573,7 +611,7 @@ lab_healthy() {
 lab_anything_up() {
   [ -e "$LAB_DIR" ] && return 0
   local n
-  for n in $LAB_NETNSES; do lab_netns_exists "$n" && return 0; done
+  for n in $LAB_ALL_NETNSES; do lab_netns_exists "$n" && return 0; done
   [ -n "$(lab_marked_pids)" ]
 }
 

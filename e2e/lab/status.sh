@@ -20,7 +20,7 @@ done < <(lab_daemons)
 [ "$found" = 1 ] || echo "  (none)"
 
 echo "network namespaces:"
-for ns in $LAB_NETNSES; do
+for ns in $LAB_ALL_NETNSES; do
   if lab_netns_exists "$ns"; then
     if [ "$ns" = "$LAB_LAN_NETNS" ]; then
       ports=$(ip -n "$ns" -br link show master "$LAB_BRIDGE" 2>/dev/null | awk '{ sub(/@.*/, "", $1); printf "%s(%s) ", $1, $2 }')

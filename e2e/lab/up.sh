@@ -192,20 +192,7 @@ ip -n "$LAB_LAN_NETNS" link add "$LAB_BRIDGE" address "$LAB_BRIDGE_MAC" type bri
   nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0
 ip -n "$LAB_LAN_NETNS" link set "$LAB_BRIDGE" up
 for host in $LAB_HOSTS; do
-  ip netns add "$host"
-  # No duplicate address detection (addresses usable at once), no router solicitation/autoconf:
-  # the only frames on the LAN are the ones the tests cause.
-  ip netns exec "$host" sysctl -qw \
-    net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
-    net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0 \
-    net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.all.router_solicitations=0
-  ip -n "$host" link set lo up
-  ip -n "$LAB_LAN_NETNS" link add "${LAB_PORT[$host]}" address "${LAB_PORT_MAC[$host]}" type veth \
-    peer name "$LAB_IFACE" address "${LAB_MAC[$host]}" netns "$host"
-  ip -n "$LAB_LAN_NETNS" link set "${LAB_PORT[$host]}" master "$LAB_BRIDGE" up
-  ip -n "$host" addr add "${LAB_V4[$host]}/24" dev "$LAB_IFACE"
-  ip -n "$host" addr add "${LAB_V6[$host]}/64" dev "$LAB_IFACE" nodad
-  ip -n "$host" link set "$LAB_IFACE" up
+  lab_add_host "$host"
 done
 # Each node namespace reaches the API server at its own 127.0.0.1:$LAB_APISERVER_PORT through a
 # relay (not over the LAN), so in-node processes use the same URL and certificate SANs as the root

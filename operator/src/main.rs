@@ -66,17 +66,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level)?)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-    let identity = match args.identity.clone() {
-        Some(identity) => identity,
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .context("no --identity and no hostname")?
-            .trim()
-            .to_owned(),
-    };
+    ironlb_daemon::init_logging(&args.log_level)?;
+    let identity = ironlb_daemon::identity(args.identity.clone())?;
     info!(version = env!("CARGO_PKG_VERSION"), identity, "starting");
 
     let client = kube::Client::try_default().await.context("cannot reach the API server")?;
@@ -107,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let outcome = tokio::select! {
         result = engine.run(health.clone(), gate) => result,
-        () = shutdown_signal() => { info!("shutting down"); Ok(()) }
+        () = ironlb_daemon::shutdown_signal() => { info!("shutting down"); Ok(()) }
     };
     health.set_alive(false);
     metrics.set_leader(false);
@@ -119,20 +110,4 @@ async fn main() -> anyhow::Result<()> {
     }
     elected?;
     outcome
-}
-
-/// SIGTERM (Kubernetes stopping the Pod) or Ctrl-C.
-async fn shutdown_signal() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(error) => {
-            error!(%error, "cannot listen for SIGTERM");
-            std::future::pending::<()>().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

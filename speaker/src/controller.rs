@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -45,9 +46,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::decide::{ClusterView, Decision};
+use crate::decide::{AnnouncedService, ClusterView, Decision};
 use crate::lease::{LeaseSettings, NodeLease};
 use crate::local;
+use crate::probes::Probes;
 use crate::responder::Responder;
 use crate::telemetry::{Health, Metrics};
 
@@ -147,15 +149,20 @@ pub async fn run(
     let mut relisting: Vec<Lease> = Vec::new();
     let mut synced = Synced::default();
     let mut slice_watches: BTreeMap<ServiceKey, JoinHandle<()>> = BTreeMap::new();
-    let mut responder = Responder::new(metrics.clone(), settings.refresh);
+    let (mut responder, mut claims) = Responder::new(metrics.clone(), settings.refresh);
     let mut current = Decision::default();
     // When the next decision is due: set by a relevant change (plus COALESCE) and by expiries.
     let mut due: Option<Instant> = None;
+    let mut outage = Outage::default();
+    let mut conflicts = Conflicts::default();
+    let mut probes = Probes::default();
+    // The Services this node answers for, as last posted in an Announcing Event.
+    let mut announced: BTreeMap<ServiceKey, AnnouncedService> = BTreeMap::new();
 
     tokio::pin!(shutdown);
     loop {
-        let wake =
-            [due, view.peers.next_expiry(Instant::now().into_std()).map(Instant::from_std)].into_iter().flatten().min();
+        let expiry = view.peers.next_expiry(Instant::now().into_std()).map(Instant::from_std);
+        let wake = [due, expiry, probes.next_deadline()].into_iter().flatten().min();
         tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -205,30 +212,52 @@ pub async fn run(
                 health.set_ready(ready);
                 continue;
             }
+            Some(claim) = claims.recv() => {
+                let cut_off = !view_is_current(&view, &settings, *renewed.borrow());
+                let context = ClaimContext { node: &settings.node_name, view: &view, current: &current, yield_to_peers: cut_off };
+                if handle_claim(claim, &context, &mut responder, &mut probes, &mut conflicts, &metrics, &client, &settings) {
+                    // A probe found its address in use: decide again without it.
+                    due = Some(Instant::now());
+                }
+                continue;
+            }
             () = sleep_until(wake) => {}
         }
         due = None;
         if !synced.all() {
             continue;
         }
-        let cut_off = renewed.borrow().is_none_or(|at| at.elapsed() > settings.lease.duration);
-        if cut_off && !current.owned.is_empty() {
-            // Without its own renewals this node's view of the peers is stale as well: keep
-            // answering for what it answered for (the data plane outlives the control plane).
-            tracing::debug!("the node Lease is not being renewed; keeping the last decision");
-            continue;
+        match outage.gate(view_is_current(&view, &settings, *renewed.borrow()), settings.lease.duration) {
+            Gate::Decide => {}
+            Gate::Wait(hold) => {
+                due = hold.or(due);
+                continue;
+            }
         }
         let decision = view.decide(&settings.node_name, Instant::now().into_std());
-        let taken_over = responder.apply(&decision.owned, &interfaces.borrow_and_update());
+        let (answer, probe) =
+            probes.split(&decision.owned, &mut view, |address| responder.owns(address), Instant::now());
+        let taken_over = responder.apply(&answer, &probe, &interfaces.borrow_and_update());
         if !taken_over.is_empty() {
             tracing::info!(addresses = ?taken_over, "took over addresses");
         }
-        for (service, announced) in &decision.services {
-            if current.services.get(service) != Some(announced) {
+        if !probe.is_empty() {
+            tracing::info!(addresses = ?probe.keys().collect::<Vec<_>>(), "probing new addresses before announcing them");
+        }
+        // An Event for each Service this node now answers for (every address, past its probe).
+        let answered: BTreeMap<ServiceKey, AnnouncedService> = decision
+            .services
+            .iter()
+            .filter(|(_, service)| service.addresses.iter().all(|address| answer.contains_key(address)))
+            .map(|(key, service)| (key.clone(), service.clone()))
+            .collect();
+        for (service, now_announced) in &answered {
+            if announced.get(service) != Some(now_announced) {
                 metrics.announcer_changed();
-                post_announcing(&client, &settings, service, announced);
+                post_announcing(&client, &settings, service, now_announced);
             }
         }
+        announced = answered;
         if decision.owned != current.owned {
             tracing::info!(owned = decision.owned.len(), unannounced = decision.unannounced, "decision changed");
         }
@@ -246,8 +275,18 @@ pub async fn run(
         Ok(Err(error)) => tracing::warn!(%error, "could not delete the node Lease; peers wait for it to expire"),
         Err(error) => tracing::warn!(%error, "the Lease task failed"),
     }
-    // ... and keep answering until they have (their take-over burst starts at once).
-    tokio::time::sleep(settings.shutdown_grace).await;
+    // ... and keep answering until they have: an address is released as soon as the peer that
+    // took it over is heard announcing it, and whatever is left when the grace ends.
+    let deadline = Instant::now() + settings.shutdown_grace;
+    while responder.is_answering() {
+        tokio::select! {
+            Some(claim) = claims.recv() => {
+                let context = ClaimContext { node: &settings.node_name, view: &view, current: &current, yield_to_peers: true };
+                handle_claim(claim, &context, &mut responder, &mut probes, &mut conflicts, &metrics, &client, &settings);
+            }
+            () = tokio::time::sleep_until(deadline) => break,
+        }
+    }
     for watch in watches.into_iter().chain(slice_watches.into_values()) {
         watch.abort();
     }
@@ -302,6 +341,7 @@ fn apply_pool(view: &mut ClusterView, event: Event<IPAddressPool>, synced: &mut 
             false
         }
         Event::InitDone => {
+            view.pools_listed();
             synced.pools = true;
             true
         }
@@ -373,19 +413,24 @@ fn follow_local_services(
     }
 }
 
-/// Posts an Event on a Service this node started announcing. Best effort, in the background:
-/// the Event is for people; answering never waits for it.
+/// Posts an Event on a Service this node started announcing.
 fn post_announcing(
     client: &Client,
     settings: &Settings,
     service: &ServiceKey,
     announced: &crate::decide::AnnouncedService,
 ) {
-    let services: Api<Service> = Api::namespaced(client.clone(), &service.0);
-    let events: Api<KubeEvent> = Api::namespaced(client.clone(), &service.0);
     let addresses: Vec<String> = announced.addresses.iter().map(ToString::to_string).collect();
     let message =
         format!("{} announced by node {} on {}", addresses.join(", "), settings.node_name, announced.interface);
+    post_event(client, settings, service, Note::normal("Announcing", message));
+}
+
+/// Posts an Event on a Service. Best effort, in the background: the Event is for people;
+/// answering never waits for it.
+fn post_event(client: &Client, settings: &Settings, service: &ServiceKey, note: Note) {
+    let services: Api<Service> = Api::namespaced(client.clone(), &service.0);
+    let events: Api<KubeEvent> = Api::namespaced(client.clone(), &service.0);
     let (name, identity) = (service.1.clone(), settings.identity.clone());
     tokio::spawn(async move {
         let regarding = match services.get_opt(&name).await {
@@ -396,10 +441,195 @@ fn post_announcing(
                 return;
             }
         };
-        let note = Note::normal("Announcing", message);
         let event = event(regarding, note, REPORTING_CONTROLLER, &identity, Timestamp::now());
         if let Err(error) = events.create(&PostParams::default(), &event).await {
             tracing::warn!(service = %name, %error, "cannot post an Event");
         }
     });
+}
+
+/// Whether this speaker's view of its peers can be trusted: its own Lease was renewed within its
+/// duration, and its own renewals reach it through the Lease watch (so the peers' do too).
+///
+/// Without renewals the API server is out of reach; without its own renewals coming back, the
+/// watch is down or lagging (a watch reconnects with back-off, up to 30 s after a long outage)
+/// and every peer would look dead. Either way the view is stale and must not be acted on.
+fn view_is_current(view: &ClusterView, settings: &Settings, renewed: Option<Instant>) -> bool {
+    let renewing = renewed.is_none_or(|at| at.elapsed() <= settings.lease.duration);
+    renewing && view.peers.is_live(&settings.node_name, Instant::now().into_std())
+}
+
+/// Whether to decide now.
+enum Gate {
+    Decide,
+    /// Keep the last decision; decide again at the instant given, if any.
+    Wait(Option<Instant>),
+}
+
+/// Where this speaker stands with its own view: current, stale (cut off from the API server, or
+/// its Lease watch down), or current again and waiting for its peers' renewals.
+#[derive(Debug, Default)]
+struct Outage {
+    /// The last decision attempt found the view stale.
+    stale: bool,
+    /// The view is current again; decisions wait until then.
+    hold_until: Option<Instant>,
+}
+
+impl Outage {
+    /// Whether to decide, given whether the view is current.
+    ///
+    /// While the view is stale, this node keeps answering what it answered for (the data plane
+    /// outlives the control plane), yielding an address only to a peer heard announcing it.
+    /// When it is current again, decisions wait one lease duration more: until every live
+    /// peer's renewal has arrived too. Deciding at once would act on peers whose renewals are
+    /// still on their way, and move addresses that need not move.
+    fn gate(&mut self, current: bool, duration: Duration) -> Gate {
+        if !current {
+            if !self.stale {
+                tracing::warn!("this node's view of its peers is stale (no Lease renewals): keeping what it announces");
+            }
+            self.stale = true;
+            self.hold_until = None;
+            return Gate::Wait(None);
+        }
+        if std::mem::take(&mut self.stale) {
+            let hold = Instant::now() + duration;
+            tracing::info!(?duration, "the view is current again; deciding once the peers' renewals are seen");
+            self.hold_until = Some(hold);
+        }
+        match self.hold_until {
+            Some(until) if Instant::now() < until => Gate::Wait(Some(until)),
+            _ => {
+                self.hold_until = None;
+                Gate::Decide
+            }
+        }
+    }
+}
+
+/// When each address's conflict with a foreign host was last reported.
+#[derive(Debug, Default)]
+struct Conflicts {
+    reported: BTreeMap<IpAddr, Instant>,
+}
+
+/// How often a conflict on one address is reported as an Event (the metric counts every one).
+const CONFLICT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What a claim is judged against.
+struct ClaimContext<'a> {
+    node: &'a str,
+    view: &'a ClusterView,
+    current: &'a Decision,
+    /// Yield an address to a peer heard announcing it: while cut off, or shutting down.
+    yield_to_peers: bool,
+}
+
+/// Another host claimed an address this node answers for or probes for (see
+/// [`crate::responder::Claim`]). Returns whether a probe found its address in use (the caller
+/// decides again).
+///
+/// - A foreign host answering a probe: the address is in use and is not announced (see
+///   [`crate::probes`]); an `AddressInUse` Warning on the Services holding it.
+/// - A peer speaker (its MAC is on its Lease): while this node is cut off or shutting down,
+///   the peer was chosen by views fresher than ours, so this node stops answering for the
+///   address at once — no lasting split brain. Otherwise both views converge within a watch
+///   delivery, and the claim is only logged.
+/// - A foreign host: an address conflict. Counted, logged, and reported as a Warning Event on
+///   the Services holding the address (at most once a minute per address). This node keeps
+///   answering as before, without floods: fighting another host's ARP only makes every
+///   client's cache flip between the two.
+#[expect(clippy::too_many_arguments, reason = "the loop's state, passed explicitly rather than bundled")]
+fn handle_claim(
+    claim: crate::responder::Claim,
+    context: &ClaimContext<'_>,
+    responder: &mut Responder,
+    probes: &mut Probes,
+    conflicts: &mut Conflicts,
+    metrics: &Metrics,
+    client: &Client,
+    settings: &Settings,
+) -> bool {
+    if responder.macs().any(|mac| mac == claim.mac) {
+        return false;
+    }
+    let mac = claim.mac.to_string();
+    let peer = context.view.peers.node_with_mac(&mac);
+    if peer.is_none() && probes.is_probing(claim.address) {
+        probes.found_in_use(claim.address, claim.mac, Instant::now());
+        metrics.conflict();
+        tracing::warn!(address = %claim.address, %mac, interface = %claim.interface,
+            "a probe found the address in use by a host that is not an ironlb speaker: not announcing it");
+        for (service, _) in context.current.services.iter().filter(|(_, s)| s.addresses.contains(&claim.address)) {
+            let message = format!(
+                "{} is already in use on the LAN by {mac} (seen on {} of node {}), a host that is not an ironlb \
+                 speaker: ironlb does not announce it and probes again every {}s; remove the address from that \
+                 host or from the pool",
+                claim.address,
+                claim.interface,
+                context.node,
+                crate::probes::RETRY_IN_USE.as_secs()
+            );
+            post_event(client, settings, service, Note::warning("AddressInUse", message));
+        }
+        return true;
+    }
+    match peer {
+        Some(peer) if peer == context.node => {}
+        Some(peer) if claim.probe => {
+            tracing::debug!(address = %claim.address, %peer, "a peer probed for an address this node announces");
+        }
+        Some(peer) if context.yield_to_peers => {
+            tracing::info!(address = %claim.address, %peer, %mac, "yielding the address to the peer announcing it");
+            responder.release(claim.address);
+            metrics.yielded();
+        }
+        Some(peer) => {
+            tracing::debug!(address = %claim.address, %peer, "a peer announces an address this node announces too; views converge");
+        }
+        None => {
+            metrics.conflict();
+            tracing::warn!(address = %claim.address, %mac, interface = %claim.interface, probe = claim.probe,
+                "a host that is not an ironlb speaker claims an address this node announces");
+            let now = Instant::now();
+            let due = conflicts
+                .reported
+                .get(&claim.address)
+                .is_none_or(|at| now.duration_since(*at) >= CONFLICT_REPORT_INTERVAL);
+            if !due {
+                return false;
+            }
+            conflicts.reported.insert(claim.address, now);
+            let holders = context.current.services.iter().filter(|(_, s)| s.addresses.contains(&claim.address));
+            for (service, _) in holders {
+                let message = format!(
+                    "{} is also claimed by {mac} on {} of node {}, a host that is not an ironlb speaker; ironlb keeps \
+                     answering and does not fight it: remove the address from that host or from the pool",
+                    claim.address, claim.interface, context.node
+                );
+                post_event(client, settings, service, Note::warning("AddressConflict", message));
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_view_keeps_the_last_decision_and_a_current_one_waits_a_lease_duration() {
+        let duration = Duration::from_secs(2);
+        let mut outage = Outage::default();
+        assert!(matches!(outage.gate(true, duration), Gate::Decide), "a current view decides at once");
+        assert!(matches!(outage.gate(false, duration), Gate::Wait(None)), "a stale view decides nothing");
+        let Gate::Wait(Some(hold)) = outage.gate(true, duration) else { panic!("current again: it must wait") };
+        assert_eq!(hold, Instant::now() + duration);
+        tokio::time::advance(duration - Duration::from_millis(1)).await;
+        assert!(matches!(outage.gate(true, duration), Gate::Wait(Some(_))));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(matches!(outage.gate(true, duration), Gate::Decide));
+    }
 }

@@ -36,6 +36,11 @@ pub struct ClusterView {
     pub peers: Peers,
     /// Endpoints of the `Local` Services (only those are watched).
     pub endpoints: EndpointIndex,
+    /// Addresses allocated after the pools were first listed and not yet announced by this
+    /// node: a new Service's addresses, probed for before they are announced the first time.
+    fresh: BTreeSet<IpAddr>,
+    /// Whether the pools have been listed: what the first list shows is not new.
+    listed: bool,
 }
 
 /// One Service this node announces.
@@ -58,6 +63,11 @@ pub struct Decision {
     pub unannounced: usize,
 }
 
+/// Every address a pool's allocations hold.
+fn addresses_of(pool: &PoolRecord) -> BTreeSet<IpAddr> {
+    pool.allocations.iter().flat_map(|a| &a.ips).filter_map(|ip| ip.parse().ok()).collect()
+}
+
 impl ClusterView {
     /// Records a pool as the watch delivered it. Returns whether anything the decision reads
     /// changed (a status write that only touched counts or conditions does not).
@@ -67,17 +77,46 @@ impl ClusterView {
             labels: pool.metadata.labels.clone().unwrap_or_default(),
             allocations: pool.status.as_ref().map(|status| status.allocations.clone()).unwrap_or_default(),
         };
+        let before = self.pools.get(&name).map(addresses_of).unwrap_or_default();
+        let after = addresses_of(&record);
+        if self.listed {
+            self.fresh.extend(after.difference(&before));
+        }
+        for gone in before.difference(&after) {
+            self.fresh.remove(gone);
+        }
         self.pools.insert(name, record.clone()) != Some(record)
     }
 
     /// Forgets a deleted pool.
     pub fn remove_pool(&mut self, name: &str) -> bool {
-        self.pools.remove(name).is_some()
+        let Some(record) = self.pools.remove(name) else { return false };
+        for gone in addresses_of(&record) {
+            self.fresh.remove(&gone);
+        }
+        true
     }
 
-    /// Forgets every pool (a relist follows).
+    /// Forgets every pool: a relist follows, and what it shows is not new.
     pub fn clear_pools(&mut self) {
         self.pools.clear();
+        self.listed = false;
+    }
+
+    /// The pools have been listed (the watch's first list, or a relist, is complete).
+    pub fn pools_listed(&mut self) {
+        self.listed = true;
+    }
+
+    /// Whether `address` was allocated after the pools were listed and this node has not
+    /// announced it yet.
+    pub fn is_fresh(&self, address: IpAddr) -> bool {
+        self.fresh.contains(&address)
+    }
+
+    /// `address` has been announced (after its probe): it is no longer new.
+    pub fn settle(&mut self, address: IpAddr) {
+        self.fresh.remove(&address);
     }
 
     /// The `externalTrafficPolicy: Local` Services holding addresses: the ones whose
@@ -275,6 +314,33 @@ mod tests {
             view.endpoints.apply(&slice);
             assert_eq!(owners(&view, now, "192.168.2.13"), vec![node]);
         }
+    }
+
+    #[test]
+    fn only_addresses_allocated_after_the_first_list_are_fresh() {
+        let mut view = ClusterView::default();
+        view.set_pool(&pool(vec![allocation("old", &["192.168.2.10"], true)]));
+        view.pools_listed();
+        view.set_pool(&pool(vec![
+            allocation("old", &["192.168.2.10"], true),
+            allocation("new", &["192.168.2.11"], true),
+        ]));
+        let (old, new): (IpAddr, IpAddr) = ("192.168.2.10".parse().expect("ip"), "192.168.2.11".parse().expect("ip"));
+        assert!(!view.is_fresh(old) && view.is_fresh(new));
+        view.settle(new);
+        assert!(!view.is_fresh(new));
+        // Released and allocated again: new again.
+        view.set_pool(&pool(vec![allocation("old", &["192.168.2.10"], true)]));
+        view.set_pool(&pool(vec![
+            allocation("old", &["192.168.2.10"], true),
+            allocation("again", &["192.168.2.11"], true),
+        ]));
+        assert!(view.is_fresh(new));
+        // A relist shows nothing new.
+        view.clear_pools();
+        view.set_pool(&pool(vec![allocation("late", &["192.168.2.12"], true)]));
+        view.pools_listed();
+        assert!(!view.is_fresh("192.168.2.12".parse().expect("ip")));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod lease;
 pub mod local;
 pub mod net;
 pub mod packet;
+pub mod probes;
 pub mod responder;
 pub mod telemetry;
 #[cfg(test)]

@@ -60,17 +60,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level)?)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-    let identity = match args.identity.clone() {
-        Some(identity) => identity,
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .context("no --identity and no hostname")?
-            .trim()
-            .to_owned(),
-    };
+    ironlb_daemon::init_logging(&args.log_level)?;
+    let identity = ironlb_daemon::identity(args.identity.clone())?;
     let lease = LeaseSettings { duration: args.lease_duration, renew_interval: args.lease_renew_interval };
     lease.validate()?;
     info!(version = env!("CARGO_PKG_VERSION"), node = %args.node_name, identity, ?lease, "starting");
@@ -87,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown_grace: args.shutdown_grace,
     };
     let outcome = tokio::select! {
-        outcome = controller::run(client, settings, metrics, health.clone(), shutdown_signal()) => outcome,
+        outcome = controller::run(client, settings, metrics, health.clone(), ironlb_daemon::shutdown_signal()) => outcome,
         served = server => Err(match served {
             Ok(Err(error)) => error,
             Ok(Ok(())) => anyhow::anyhow!("the metrics server stopped"),
@@ -99,20 +90,4 @@ async fn main() -> anyhow::Result<()> {
         error!(%error, "stopping");
     }
     outcome
-}
-
-/// SIGTERM (Kubernetes stopping the Pod) or Ctrl-C.
-async fn shutdown_signal() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(error) => {
-            error!(%error, "cannot listen for SIGTERM");
-            std::future::pending::<()>().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -20,12 +20,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::net::{ArpSocket, Interface, NdpSocket, Received};
 use crate::packet::{
-    self, ArpKind, MacAddress, NdpSender, Packet, SolicitationKind, arp_reply, gratuitous_arp, neighbor_advertisement,
-    unsolicited_na,
+    self, ArpKind, MacAddress, NdpSender, Packet, SolicitationKind, arp_probe, arp_reply, dad_probe_ns, gratuitous_arp,
+    neighbor_advertisement, unsolicited_na,
 };
 use crate::telemetry::{Ignored, Metrics, Protocol};
 
@@ -36,9 +37,34 @@ mod tests;
 pub const BURST_SCHEDULE: [Duration; 4] =
     [Duration::ZERO, Duration::from_millis(500), Duration::from_millis(1500), Duration::from_millis(3500)];
 
+/// When the probes for a new address go out, after the decision to announce it. Shorter than
+/// RFC 5227's (three probes over one to two seconds, then two more seconds): a host on the LAN
+/// that holds the address answers within milliseconds, and a new Service should not wait
+/// seconds for its first answer. [`PROBE_WINDOW`] is how long answers are awaited.
+pub const PROBE_SCHEDULE: [Duration; 2] = [Duration::ZERO, Duration::from_millis(150)];
+
+/// How long after the first probe an answer counts: past it, the address is free.
+pub const PROBE_WINDOW: Duration = Duration::from_millis(400);
+
 /// Largest frame read: ARP and NDP frames the speaker answers are far smaller; anything larger is
 /// reported truncated and dropped as malformed.
 const FRAME_BUFFER: usize = 1536;
+
+/// Another host claiming an address this node answers for, seen on the wire: a gratuitous
+/// ARP, an unsolicited or solicited Neighbor Advertisement, or a probe (ARP probe, DAD
+/// solicitation) for it. The controller tells a peer speaker's MAC (it published it) from a
+/// foreign host's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The owned address claimed.
+    pub address: IpAddr,
+    /// The claimer's MAC (lowercase `aa:bb:…` via `Display`).
+    pub mac: MacAddress,
+    /// The interface it was seen on.
+    pub interface: String,
+    /// Whether the claimer only probes for the address (wants it) rather than announcing it.
+    pub probe: bool,
+}
 
 /// What one interface answers for.
 #[derive(Clone, Debug, Default)]
@@ -51,6 +77,9 @@ struct Owned {
 #[derive(Debug, Default)]
 struct Table {
     by_interface: HashMap<String, Owned>,
+    /// Addresses being probed for before their first announcement: not answered, but any
+    /// other host's answer, announcement or probe for them is a claim.
+    probing: BTreeSet<IpAddr>,
 }
 
 impl Table {
@@ -74,6 +103,7 @@ struct Sender {
     ndp: Option<Arc<NdpSocket>>,
     table: SharedTable,
     metrics: Metrics,
+    claims: mpsc::UnboundedSender<Claim>,
 }
 
 impl Sender {
@@ -88,6 +118,18 @@ impl Sender {
 
     fn owns_elsewhere(&self, address: IpAddr) -> bool {
         self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner).owns_elsewhere(address)
+    }
+
+    fn probing(&self, address: IpAddr) -> bool {
+        self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner).probing.contains(&address)
+    }
+
+    /// An RFC 5227 ARP probe or an RFC 4862 DAD solicitation for `address`.
+    fn probe(&self, address: IpAddr) {
+        match address {
+            IpAddr::V4(v4) => self.send(Protocol::Arp, &arp_probe(self.mac, v4), false),
+            IpAddr::V6(v6) => self.send(Protocol::Ndp, &dad_probe_ns(self.mac, v6), false),
+        }
     }
 
     /// Every address announced on this interface.
@@ -148,14 +190,24 @@ impl Sender {
                             // tells the prober the address is taken.
                             let reply = arp_reply(self.mac, arp.target_ip(), arp.sender_mac(), arp.sender_ip());
                             self.send(Protocol::Arp, &reply, false);
+                            if arp.kind() == ArpKind::Probe {
+                                self.claimed(target, arp.sender_mac(), true);
+                            }
+                        } else if arp.kind() == ArpKind::Probe && self.probing(target) {
+                            // Another host probes for the address this node probes for.
+                            self.claimed(target, arp.sender_mac(), true);
                         } else {
                             self.ignore_unowned(target);
                         }
                     }
-                    ArpKind::Announcement | ArpKind::GratuitousReply if self.owns(target) => {
-                        self.metrics.ignored(Ignored::ForeignClaim);
-                        tracing::warn!(interface = %self.interface, address = %target, mac = %arp.sender_mac(),
-                            "another host announced an address this node announces");
+                    ArpKind::Announcement | ArpKind::GratuitousReply if self.owns(target) || self.probing(target) => {
+                        self.claimed(target, arp.sender_mac(), false);
+                    }
+                    ArpKind::Reply
+                        if self.owns(IpAddr::V4(arp.sender_ip())) || self.probing(IpAddr::V4(arp.sender_ip())) =>
+                    {
+                        // Another host answering for an owned address (to a request we answered too).
+                        self.claimed(IpAddr::V4(arp.sender_ip()), arp.sender_mac(), false);
                     }
                     _ => self.metrics.ignored(Ignored::NotARequest),
                 }
@@ -163,6 +215,12 @@ impl Sender {
             Packet::NeighborSolicitation { ethernet, solicitation } => {
                 self.metrics.request_received(&self.interface, Protocol::Ndp);
                 let target = solicitation.target();
+                if solicitation.kind() == SolicitationKind::DuplicateAddressDetection
+                    && self.probing(IpAddr::V6(target))
+                {
+                    self.claimed(IpAddr::V6(target), ethernet.source(), true);
+                    return;
+                }
                 if !self.owns(IpAddr::V6(target)) {
                     self.ignore_unowned(IpAddr::V6(target));
                     return;
@@ -175,17 +233,17 @@ impl Sender {
                     }
                     SolicitationKind::DuplicateAddressDetection => {
                         // Another host wants the address: defend it once, to all-nodes.
-                        self.metrics.ignored(Ignored::ForeignClaim);
+                        self.claimed(IpAddr::V6(target), ethernet.source(), true);
                         unsolicited_na(from, target)
                     }
                 };
                 self.send(Protocol::Ndp, &answer, false);
             }
-            Packet::NeighborAdvertisement { advertisement, .. } => {
-                if self.owns(IpAddr::V6(advertisement.target())) {
-                    self.metrics.ignored(Ignored::ForeignClaim);
-                    tracing::warn!(interface = %self.interface, address = %advertisement.target(),
-                        "another host advertised an address this node announces");
+            Packet::NeighborAdvertisement { ethernet, advertisement } => {
+                let target = IpAddr::V6(advertisement.target());
+                if self.owns(target) || self.probing(target) {
+                    let mac = advertisement.target_link_layer().unwrap_or(ethernet.source());
+                    self.claimed(IpAddr::V6(advertisement.target()), mac, false);
                 } else {
                     self.metrics.ignored(Ignored::NotARequest);
                 }
@@ -200,6 +258,14 @@ impl Sender {
     /// the target.
     fn ndp_sender(&self, address: Ipv6Addr) -> NdpSender {
         NdpSender { mac: self.mac, address }
+    }
+
+    /// Counts a claim of an owned address by another host and hands it to the controller.
+    fn claimed(&self, address: IpAddr, mac: MacAddress, probe: bool) {
+        self.metrics.ignored(Ignored::ForeignClaim);
+        let claim = Claim { address, mac, interface: self.interface.clone(), probe };
+        // The controller gone means shutting down: nobody left to tell.
+        let _ = self.claims.send(claim);
     }
 
     fn ignore_unowned(&self, target: IpAddr) {
@@ -232,20 +298,65 @@ pub struct Responder {
     table: SharedTable,
     links: BTreeMap<String, Link>,
     refresh: Option<Duration>,
+    claims: mpsc::UnboundedSender<Claim>,
 }
 
 impl Responder {
-    /// A responder that answers for nothing yet. With a non-zero `refresh` period, every owned
-    /// address is re-announced that often.
-    pub fn new(metrics: Metrics, refresh: Duration) -> Self {
+    /// A responder that answers for nothing yet, and the claims it will see (see [`Claim`]).
+    /// With a non-zero `refresh` period, every owned address is re-announced that often.
+    pub fn new(metrics: Metrics, refresh: Duration) -> (Self, mpsc::UnboundedReceiver<Claim>) {
         let refresh = (!refresh.is_zero()).then_some(refresh);
-        Self { metrics, table: SharedTable::default(), links: BTreeMap::new(), refresh }
+        let (claims, claimed) = mpsc::unbounded_channel();
+        (Self { metrics, table: SharedTable::default(), links: BTreeMap::new(), refresh, claims }, claimed)
     }
 
-    /// Makes the wire match `owned` (address → the interfaces to answer on), given the node's
-    /// current `interfaces`. Returns the addresses newly taken over.
-    pub fn apply(&mut self, owned: &BTreeMap<IpAddr, Vec<String>>, interfaces: &[Interface]) -> Vec<IpAddr> {
+    /// Stops answering for `address` at once, on every interface, until a later [`Self::apply`]
+    /// hands it back: this node yields it to a peer that announced it.
+    pub fn release(&mut self, address: IpAddr) {
+        let mut table = self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (name, owned) in table.by_interface.iter_mut() {
+            let removed = match address {
+                IpAddr::V4(v4) => owned.v4.remove(&v4),
+                IpAddr::V6(v6) => owned.v6.remove(&v6),
+            };
+            if let (true, IpAddr::V6(v6), Some(link)) = (removed, address, self.links.get(name))
+                && let Some(ndp) = &link.sender.ndp
+                && let Err(error) = ndp.leave_solicited_node(v6)
+            {
+                tracing::warn!(interface = %name, %address, %error, "cannot leave the solicited-node group");
+            }
+        }
+        let (v4, v6) = table.by_interface.values().fold((0, 0), |(v4, v6), o| (v4 + o.v4.len(), v6 + o.v6.len()));
+        self.metrics.set_announced(v4, v6);
+    }
+
+    /// Whether this node answers for `address` on some interface.
+    pub fn owns(&self, address: IpAddr) -> bool {
+        self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner).owns_elsewhere(address)
+    }
+
+    /// Whether this node answers for any address.
+    pub fn is_answering(&self) -> bool {
+        let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        table.by_interface.values().any(|owned| !owned.v4.is_empty() || !owned.v6.is_empty())
+    }
+
+    /// The MAC of each interface answered on.
+    pub fn macs(&self) -> impl Iterator<Item = MacAddress> + '_ {
+        self.links.values().map(|link| link.mac)
+    }
+
+    /// Makes the wire match `owned` (address → the interfaces to answer on) and `probing`
+    /// (addresses to probe for on those interfaces, not answered yet), given the node's current
+    /// `interfaces`. Returns the addresses newly taken over.
+    pub fn apply(
+        &mut self,
+        owned: &BTreeMap<IpAddr, Vec<String>>,
+        probing: &BTreeMap<IpAddr, Vec<String>>,
+        interfaces: &[Interface],
+    ) -> Vec<IpAddr> {
         let mut wanted: BTreeMap<String, Owned> = BTreeMap::new();
+        let probe_links: BTreeSet<&String> = probing.values().flatten().collect();
         for (address, names) in owned {
             for name in names {
                 let entry = wanted.entry(name.clone()).or_default();
@@ -259,10 +370,10 @@ impl Responder {
         // (another index or MAC): their sockets are bound to what is gone.
         self.links.retain(|name, link| {
             let current = interfaces.iter().find(|interface| &interface.name == name);
-            wanted.contains_key(name)
+            (wanted.contains_key(name) || probe_links.contains(name))
                 && current.is_some_and(|interface| interface.index == link.index && interface.mac == Some(link.mac))
         });
-        for name in wanted.keys() {
+        for name in wanted.keys().chain(probe_links.iter().copied()) {
             if self.links.contains_key(name) {
                 continue;
             }
@@ -282,6 +393,24 @@ impl Responder {
             let mut table = self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let next: HashMap<String, Owned> =
                 wanted.iter().map(|(name, owned)| (name.clone(), owned.clone())).collect();
+            let probes: BTreeSet<IpAddr> = probing.keys().copied().collect();
+            let new_probes: Vec<IpAddr> = probes.difference(&table.probing).copied().collect();
+            table.probing = probes;
+            for address in new_probes {
+                let senders: Vec<Sender> = probing[&address]
+                    .iter()
+                    .filter_map(|name| self.links.get(name).map(|link| link.sender.clone()))
+                    .collect();
+                tokio::spawn(async move {
+                    let start = tokio::time::Instant::now();
+                    for at in PROBE_SCHEDULE {
+                        tokio::time::sleep_until(start + at).await;
+                        for sender in senders.iter().filter(|sender| sender.probing(address)) {
+                            sender.probe(address);
+                        }
+                    }
+                });
+            }
             std::mem::replace(&mut table.by_interface, next)
         };
         let mut taken_over = Vec::new();
@@ -348,6 +477,7 @@ impl Responder {
             ndp: ndp.clone(),
             table: self.table.clone(),
             metrics: self.metrics.clone(),
+            claims: self.claims.clone(),
         };
         let mut tasks = vec![tokio::spawn(receive(arp, sender.clone(), Protocol::Arp))];
         if let Some(ndp) = ndp {

@@ -1,19 +1,12 @@
 //! What the speaker tells Prometheus and the kubelet: `GET /metrics` (OpenMetrics text),
-//! `/healthz` and `/readyz` on the metrics port.
+//! `/healthz` and `/readyz` on the metrics port (served by `ironlb-daemon`, as the operator's).
 //!
 //! Names carry the `ironlb_speaker_` prefix; counters get `_total` from the encoder. Every
 //! label value of a reason is registered at zero on start, so a rate() over it works before the
 //! first event.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,8 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::packet::PacketError;
 
-/// The content type of `GET /metrics`.
-const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub use ironlb_daemon::Health;
 
 /// Layer-2 protocol of a frame: `arp` or `ndp`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,6 +90,8 @@ pub struct Metrics {
     announced_addresses: Family<FamilyLabels, Gauge>,
     announcer_changes: Counter,
     lease_renewal_failures: Counter,
+    address_conflicts: Counter,
+    yielded: Counter,
 }
 
 impl Default for Metrics {
@@ -132,6 +126,8 @@ impl Metrics {
             announced_addresses,
             announcer_changes: Counter::default(),
             lease_renewal_failures: Counter::default(),
+            address_conflicts: Counter::default(),
+            yielded: Counter::default(),
         };
         registry.register(
             "requests_received",
@@ -173,6 +169,16 @@ impl Metrics {
             "lease_renewal_failures",
             "Node Lease renewals that failed or timed out",
             metrics.lease_renewal_failures.clone(),
+        );
+        registry.register(
+            "address_conflicts",
+            "Claims of an announced address by a host that is not an ironlb speaker",
+            metrics.address_conflicts.clone(),
+        );
+        registry.register(
+            "addresses_yielded",
+            "Addresses given up to a peer heard announcing them while cut off or shutting down",
+            metrics.yielded.clone(),
         );
         Self { registry: Arc::new(registry), ..metrics }
     }
@@ -224,6 +230,16 @@ impl Metrics {
         self.announcer_changes.inc();
     }
 
+    /// A foreign host claimed an announced address.
+    pub fn conflict(&self) {
+        self.address_conflicts.inc();
+    }
+
+    /// An address was yielded to a peer.
+    pub fn yielded(&self) {
+        self.yielded.inc();
+    }
+
     /// A Lease renewal failed.
     pub fn lease_renewal_failed(&self) {
         self.lease_renewal_failures.inc();
@@ -237,83 +253,9 @@ impl Metrics {
     }
 }
 
-/// Liveness and readiness, shared with the handlers.
-///
-/// Ready once the watches have synced and this node's Lease was renewed: before that, the
-/// speaker may not yet answer for what it should. Not alive once the main loop has stopped.
-#[derive(Clone, Debug)]
-pub struct Health {
-    alive: Arc<AtomicBool>,
-    ready: Arc<AtomicBool>,
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Health {
-    /// Alive, not ready.
-    pub fn new() -> Self {
-        Self { alive: Arc::new(AtomicBool::new(true)), ready: Arc::new(AtomicBool::new(false)) }
-    }
-
-    /// Sets readiness.
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    /// Sets liveness.
-    pub fn set_alive(&self, alive: bool) {
-        self.alive.store(alive, Ordering::Relaxed);
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Endpoints {
-    metrics: Metrics,
-    health: Health,
-}
-
-/// The HTTP routes.
-pub fn router(metrics: Metrics, health: Health) -> Router {
-    Router::new()
-        .route("/metrics", get(render_metrics))
-        .route(
-            "/healthz",
-            get(|State(e): State<Endpoints>| async move { probe(e.health.alive.load(Ordering::Relaxed)) }),
-        )
-        .route(
-            "/readyz",
-            get(|State(e): State<Endpoints>| async move {
-                probe(e.health.alive.load(Ordering::Relaxed) && e.health.ready.load(Ordering::Relaxed))
-            }),
-        )
-        .with_state(Endpoints { metrics, health })
-}
-
-/// Serves [`router`] on `addr` until the listener fails.
-pub async fn serve(addr: SocketAddr, metrics: Metrics, health: Health) -> anyhow::Result<()> {
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-    axum::serve(listener, router(metrics, health)).await?;
-    Ok(())
-}
-
-async fn render_metrics(State(endpoints): State<Endpoints>) -> Response {
-    match endpoints.metrics.render() {
-        Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "cannot encode metrics");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-fn probe(ok: bool) -> (StatusCode, &'static str) {
-    if ok { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+/// Serves `/metrics` (these metrics), `/healthz` and `/readyz` on `addr` until the listener fails.
+pub async fn serve(addr: std::net::SocketAddr, metrics: Metrics, health: Health) -> anyhow::Result<()> {
+    ironlb_daemon::serve(addr, Arc::new(move || metrics.render()), health).await
 }
 
 #[cfg(test)]

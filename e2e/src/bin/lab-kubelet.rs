@@ -46,6 +46,8 @@ use tracing::{debug, info, warn};
 const FIELD_MANAGER: &str = "ironlb-lab-kubelet";
 /// A kubelet's default node status update frequency and node lease renew interval.
 const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How soon a failed heartbeat is tried again.
+const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
 /// A kubelet's default node lease duration; kube-controller-manager's grace period (50 s) is longer.
 const LEASE_DURATION_SECONDS: i32 = 40;
 const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -151,11 +153,8 @@ fn api_error_code(error: &kube::Error) -> Option<u16> {
 // Heartbeat: what keeps kube-controller-manager's node lifecycle controller content.
 
 async fn heartbeat(client: Client, nodes: Vec<String>) {
-    let mut tick = tokio::time::interval(HEARTBEAT);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut healthy: HashMap<String, bool> = HashMap::new();
     loop {
-        tick.tick().await;
         for node in &nodes {
             // A hung request must not stop the other nodes' heartbeats.
             let result = tokio::time::timeout(HEARTBEAT, beat(&client, node))
@@ -169,6 +168,12 @@ async fn heartbeat(client: Client, nodes: Vec<String>) {
                 Err(error) => warn!(node, error = format!("{error:#}"), "heartbeat failed"),
             }
         }
+        // After a failure (the API server was away), beat again soon rather than a full period
+        // later, as the kubelet retries its status updates: the node lifecycle controller times
+        // the nodes from when it last saw them beat, so a late first beat after an outage
+        // would make every node look dead.
+        let wait = if healthy.values().all(|&ok| ok) { HEARTBEAT } else { HEARTBEAT_RETRY };
+        tokio::time::sleep(wait).await;
     }
 }
 

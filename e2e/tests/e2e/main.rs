@@ -12,9 +12,11 @@ mod chart;
 mod control_plane;
 mod demo;
 mod failover;
+mod faults;
 mod operator;
 mod speaker;
 mod support;
+mod wire;
 
 use std::sync::{Mutex, OnceLock};
 
@@ -38,9 +40,17 @@ fn lab() -> Result<Lab, Failed> {
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads.get_or_insert(1);
-    let tests: Vec<Test> =
-        [control_plane::TESTS, chart::TESTS, api::TESTS, operator::TESTS, speaker::TESTS, failover::TESTS, demo::TESTS]
-            .concat();
+    let tests: Vec<Test> = [
+        control_plane::TESTS,
+        chart::TESTS,
+        api::TESTS,
+        operator::TESTS,
+        speaker::TESTS,
+        faults::TESTS,
+        failover::TESTS,
+        demo::TESTS,
+    ]
+    .concat();
     let trials = tests
         .into_iter()
         .map(|(name, test)| Trial::test(name, move || test(&lab()?).map_err(|e| format!("{e:#}").into())))

@@ -6,15 +6,14 @@
 //! Pods, kube-controller-manager writes the EndpointSlices, and each node namespace forwards
 //! the pool addresses to an HTTP server that answers with the node's name.
 
-use std::io::Read;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use ironlb_e2e::{Cleanup, Lab, wait_for};
+use ironlb_e2e::{Lab, wait_for};
 
 use crate::Test;
-use crate::support::{SETTLE, indent, pool, service, wait_event, wait_ingress};
+use crate::support::{SETTLE, allocation, pod, service, setup, wait_announcer, wait_event, wait_ingress};
+use crate::wire::{Capture, arping, mac_of, ndisc6, saw_gratuitous_arp, saw_unsolicited_na, wait_arping, wait_curl};
 
 pub(crate) const TESTS: &[Test] = &[
     (
@@ -39,170 +38,6 @@ pub(crate) const TESTS: &[Test] = &[
     ),
     ("speaker::metrics_count_what_the_wire_saw", metrics_count_what_the_wire_saw),
 ];
-
-const V4_RANGE: &str = "192.168.2.10-192.168.2.49";
-const V6_RANGE: &str = "fd6c:6a7e:5f2b:2::10-fd6c:6a7e:5f2b:2::49";
-
-/// A namespace, a dual-stack pool named after it and an L2Advertisement (`adv_spec` YAML lines;
-/// empty announces the pool from every node), all removed at the end.
-fn setup(lab: &Lab, name: &str, adv_spec: &str) -> Result<Cleanup> {
-    let mut cleanup = lab.cleanup();
-    cleanup.namespace(name)?;
-    cleanup.object(&format!("ipaddresspool/{name}"));
-    cleanup.object(&format!("l2advertisement/{name}"));
-    lab.apply(&pool(name, &[V4_RANGE, V6_RANGE], ""))?;
-    let spec = format!("ipAddressPools: [{name}]\n{adv_spec}");
-    lab.apply(&format!(
-        "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata:\n  name: {name}\nspec:\n{}",
-        indent(&spec)
-    ))?;
-    Ok(cleanup)
-}
-
-/// A Pod of app `app`, run by the lab's kubelet stand-in (on `node` when given).
-fn pod(namespace: &str, name: &str, app: &str, node: Option<&str>, ready: bool) -> String {
-    let node_selector =
-        node.map(|node| format!("  nodeSelector: {{kubernetes.io/hostname: {node}}}\n")).unwrap_or_default();
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels: {{app: {app}}}\n  annotations: {{lab.ironlb.io/ready: \"{ready}\"}}\nspec:\n{node_selector}  containers: [{{name: web, image: registry.k8s.io/pause:3.10}}]\n"
-    )
-}
-
-/// The allocation entry of `namespace/name` in the pool's status.
-fn allocation(lab: &Lab, pool: &str, namespace: &str, name: &str) -> Result<Option<serde_json::Value>> {
-    let out = lab.kubectl(&["get", "ipaddresspool", pool, "-o", "json"])?.ok()?;
-    let pool: serde_json::Value = serde_json::from_str(&out.stdout)?;
-    Ok(pool["status"]["allocations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|entry| entry["namespace"] == namespace && entry["name"] == name)
-        .cloned())
-}
-
-/// Waits until the pool status names an announcer for the Service other than `not`; returns
-/// (node, interface).
-fn wait_announcer(lab: &Lab, pool: &str, namespace: &str, name: &str, not: Option<&str>) -> Result<(String, String)> {
-    let mut last = None;
-    wait_for(&format!("an announcer of {namespace}/{name} in the pool status (not {not:?})"), SETTLE, || {
-        last = allocation(lab, pool, namespace, name)?;
-        let entry = last.as_ref();
-        let node = entry.and_then(|e| e["node"].as_str()).filter(|node| Some(*node) != not);
-        let interface = entry.and_then(|e| e["interface"].as_str());
-        Ok(node.zip(interface).map(|(n, i)| (n.to_owned(), i.to_owned())))
-    })
-    .with_context(|| format!("last allocation entry: {last:?}"))
-}
-
-/// The MAC of a lab host's LAN interface, lowercase.
-fn mac_of(lab: &Lab, host: &str) -> Result<String> {
-    Ok(lab.in_netns(host, &["cat", "/sys/class/net/eth0/address"])?.ok()?.stdout.trim().to_lowercase())
-}
-
-/// The MACs answering `arping` for `address` from the client, one per reply (3 requests).
-fn arping(lab: &Lab, address: &str) -> Result<Vec<String>> {
-    let client = lab.var("LAB_CLIENT")?;
-    let out = lab.in_netns(client, &["arping", "-r", "-c", "3", "-W", "0.2", "-w", "3", "-i", "eth0", address])?;
-    // arping exits non-zero when nobody answers: that is a result here, not an error.
-    Ok(out.stdout.lines().map(|line| line.trim().to_lowercase()).filter(|line| !line.is_empty()).collect())
-}
-
-/// Waits until every `arping` reply for `address` comes from `mac`.
-fn wait_arping(lab: &Lab, address: &str, mac: &str) -> Result<()> {
-    let mut seen = Vec::new();
-    wait_for(&format!("arping {address} answered only by {mac}"), SETTLE, || {
-        seen = arping(lab, address)?;
-        Ok((!seen.is_empty() && seen.iter().all(|m| m == mac)).then_some(()))
-    })
-    .with_context(|| format!("last replies: {seen:?}"))
-}
-
-/// The MAC `ndisc6` resolves `address` to from the client, if anyone answers.
-fn ndisc6(lab: &Lab, address: &str) -> Result<Option<String>> {
-    let client = lab.var("LAB_CLIENT")?;
-    let out = lab.in_netns(client, &["ndisc6", "-1", "-r", "3", "-w", "500", address, "eth0"])?;
-    Ok(out
-        .stdout
-        .lines()
-        .find_map(|line| line.split_once("Target link-layer address:"))
-        .map(|(_, mac)| mac.trim().to_lowercase()))
-}
-
-/// What `curl` from the client gets from `url` (the answering node's name).
-fn curl(lab: &Lab, url: &str) -> Result<String> {
-    let client = lab.var("LAB_CLIENT")?;
-    let out = lab.in_netns(client, &["curl", "-sS", "-g", "--max-time", "3", url])?.ok()?;
-    Ok(out.stdout.trim().to_owned())
-}
-
-/// Waits until `curl` of `url` from the client is answered by `node`.
-fn wait_curl(lab: &Lab, url: &str, node: &str) -> Result<()> {
-    let mut last = String::new();
-    wait_for(&format!("curl {url} answered by {node}"), SETTLE, || {
-        last = curl(lab, url).unwrap_or_else(|e| format!("{e:#}"));
-        Ok((last == node).then_some(()))
-    })
-    .with_context(|| format!("last answer: {last}"))
-}
-
-/// A packet capture of ARP and Neighbor Advertisements on the client's LAN interface, for
-/// seeing gratuitous frames. Stopped (by its PID) when read or dropped.
-struct Capture {
-    child: Child,
-}
-
-impl Capture {
-    fn start(lab: &Lab) -> Result<Self> {
-        let client = lab.var("LAB_CLIENT")?.to_owned();
-        let mut command = lab.command("ip");
-        command
-            .args(["netns", "exec", &client, "tcpdump", "-i", "eth0", "-l", "-n", "-e", "-c", "2000"])
-            .args(["arp or (icmp6 and ip6[40] == 136)"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let child = command.spawn().context("starting tcpdump in the client namespace")?;
-        // tcpdump needs a moment to attach its filter.
-        std::thread::sleep(Duration::from_millis(800));
-        Ok(Self { child })
-    }
-
-    /// Stops the capture and returns its lines.
-    fn finish(mut self) -> Result<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut text = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            out.read_to_string(&mut text)?;
-        }
-        Ok(text)
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether `capture` holds a gratuitous ARP for `address` from `mac`: an ARP request about the
-/// address sent from the MAC (the node's kernel never asks for an address it does not own, so
-/// only the speaker sends that).
-fn saw_gratuitous_arp(capture: &str, mac: &str, address: &str) -> bool {
-    capture.lines().map(str::to_lowercase).any(|line| {
-        line.contains(&format!(" {mac} > ff:ff:ff:ff:ff:ff"))
-            && line.contains("request")
-            && line.contains(&format!(" {address} "))
-    })
-}
-
-/// Whether `capture` holds an unsolicited NA for `address` from `mac`.
-fn saw_unsolicited_na(capture: &str, mac: &str, address: &str) -> bool {
-    capture.lines().any(|line| {
-        let line = line.to_lowercase();
-        line.contains(mac) && line.contains("neighbor advertisement") && line.contains(&format!("tgt is {address}"))
-    })
-}
 
 fn arp_is_answered_by_exactly_the_announcer_and_curl_reaches_it(lab: &Lab) -> Result<()> {
     let ns = "e2e-l2-arp";

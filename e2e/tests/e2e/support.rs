@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ironlb_e2e::{Lab, wait_for};
+use ironlb_e2e::{Cleanup, Lab, wait_for};
 
 /// How long a controller gets to act on a change (generous: the lab shares
 /// two cores with the build).
@@ -84,4 +84,67 @@ pub(crate) fn wait_event(lab: &Lab, namespace: &str, name: &str, reason: &str, s
         Ok(seen.iter().find(|m| says.iter().all(|s| m.contains(s))).cloned())
     })
     .with_context(|| format!("{reason} Events seen: {seen:?}"))
+}
+
+// Layer 2: pools announced by an L2Advertisement, Pods the lab's kubelet stand-in runs, and who
+// the pool status says announces.
+
+pub(crate) const V4_RANGE: &str = "192.168.2.10-192.168.2.49";
+pub(crate) const V6_RANGE: &str = "fd6c:6a7e:5f2b:2::10-fd6c:6a7e:5f2b:2::49";
+
+/// A namespace, a dual-stack pool named after it and an L2Advertisement (`adv_spec` YAML lines;
+/// empty announces the pool from every node), all removed at the end.
+pub(crate) fn setup(lab: &Lab, name: &str, adv_spec: &str) -> Result<Cleanup> {
+    let mut cleanup = lab.cleanup();
+    cleanup.namespace(name)?;
+    cleanup.object(&format!("ipaddresspool/{name}"));
+    cleanup.object(&format!("l2advertisement/{name}"));
+    lab.apply(&pool(name, &[V4_RANGE, V6_RANGE], ""))?;
+    let spec = format!("ipAddressPools: [{name}]\n{adv_spec}");
+    lab.apply(&format!(
+        "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata:\n  name: {name}\nspec:\n{}",
+        indent(&spec)
+    ))?;
+    Ok(cleanup)
+}
+
+/// A Pod of app `app`, run by the lab's kubelet stand-in (on `node` when given).
+pub(crate) fn pod(namespace: &str, name: &str, app: &str, node: Option<&str>, ready: bool) -> String {
+    let node_selector =
+        node.map(|node| format!("  nodeSelector: {{kubernetes.io/hostname: {node}}}\n")).unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels: {{app: {app}}}\n  annotations: {{lab.ironlb.io/ready: \"{ready}\"}}\nspec:\n{node_selector}  containers: [{{name: web, image: registry.k8s.io/pause:3.10}}]\n"
+    )
+}
+
+/// The allocation entry of `namespace/name` in the pool's status.
+pub(crate) fn allocation(lab: &Lab, pool: &str, namespace: &str, name: &str) -> Result<Option<serde_json::Value>> {
+    let out = lab.kubectl(&["get", "ipaddresspool", pool, "-o", "json"])?.ok()?;
+    let pool: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    Ok(pool["status"]["allocations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["namespace"] == namespace && entry["name"] == name)
+        .cloned())
+}
+
+/// Waits until the pool status names an announcer for the Service other than `not`; returns
+/// (node, interface).
+pub(crate) fn wait_announcer(
+    lab: &Lab,
+    pool: &str,
+    namespace: &str,
+    name: &str,
+    not: Option<&str>,
+) -> Result<(String, String)> {
+    let mut last = None;
+    wait_for(&format!("an announcer of {namespace}/{name} in the pool status (not {not:?})"), SETTLE, || {
+        last = allocation(lab, pool, namespace, name)?;
+        let entry = last.as_ref();
+        let node = entry.and_then(|e| e["node"].as_str()).filter(|node| Some(*node) != not);
+        let interface = entry.and_then(|e| e["interface"].as_str());
+        Ok(node.zip(interface).map(|(n, i)| (n.to_owned(), i.to_owned())))
+    })
+    .with_context(|| format!("last allocation entry: {last:?}"))
 }

@@ -60,7 +60,7 @@ fn answers_what_it_owns_and_drops_and_counts_everything_else() {
     let node_metrics = metrics.clone();
     let node = spawn_in(&lab.a, async move {
         let interfaces = link::interfaces().expect("interfaces");
-        let mut responder = Responder::new(node_metrics, Duration::ZERO);
+        let (mut responder, _claims) = Responder::new(node_metrics, Duration::ZERO);
         let owned: BTreeMap<IpAddr, Vec<String>> = BTreeMap::from([
             (IpAddr::V4(VIP4), vec!["eth0".to_owned()]),
             (IpAddr::V6(VIP6), vec!["eth0".to_owned()]),
@@ -68,11 +68,11 @@ fn answers_what_it_owns_and_drops_and_counts_everything_else() {
         ]);
         // The client opened its sockets before waiting for this: the burst cannot be missed.
         let _ = ready_tx.send(());
-        let taken = responder.apply(&owned, &interfaces);
+        let taken = responder.apply(&owned, &BTreeMap::new(), &interfaces);
         assert_eq!(taken.len(), 3, "{taken:?}");
         let _ = stopped.await;
         // The same decision again takes nothing over (no second burst).
-        assert!(responder.apply(&owned, &interfaces).is_empty());
+        assert!(responder.apply(&owned, &BTreeMap::new(), &interfaces).is_empty());
     });
 
     let client = spawn_in(&lab.b, async move {

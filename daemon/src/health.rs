@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Liveness and readiness of this replica; cheap to clone, all clones share the state.
+/// Liveness and readiness of the process; cheap to clone, all clones share the state.
 ///
-/// - *Alive* starts true and is set false by `main` when a loop the operator cannot run without
-///   (a controller, the leader elector) has ended, so the kubelet restarts the pod even if the
-///   process lingers while draining.
-/// - *Ready* starts false and is set true once the caches have synced. It does not depend on
-///   leadership: a synced standby is a ready hot spare, and marking it unready would only make
-///   rollouts wait on it and hide that the second replica is healthy.
+/// - *Alive* starts true and is set false when a loop the process cannot run without (the
+///   operator's controllers or leader elector, the speaker's loop) has ended, so the kubelet
+///   restarts the pod even if the process lingers while draining.
+/// - *Ready* starts false and is set true once the caches have synced (the speaker: and its node
+///   Lease is renewed). An operator's readiness does not depend on leadership: a synced standby
+///   is a ready hot spare.
 #[derive(Clone, Debug)]
 pub struct Health {
     state: Arc<State>,
@@ -39,7 +39,7 @@ impl Health {
         self.state.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// Marks the operator loop alive or dead.
+    /// Marks the main loop alive or dead.
     pub fn set_alive(&self, alive: bool) {
         self.state.alive.store(alive, Ordering::Relaxed);
     }

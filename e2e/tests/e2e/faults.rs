@@ -1,0 +1,333 @@
+//! The data plane under faults, injected with the lab's own commands (`e2e/lab/fault.sh`, which
+//! a person can run too): a speaker crashing or stopping, a node's LAN link going down, the
+//! control plane going away, a node cut off from the API server, a foreign host claiming an
+//! address, a speaker restarting. Timings are printed for people; the assertions are about what
+//! a client sees (who answers, whether requests get through), with generous bounds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use ironlb_e2e::{Lab, wait_for};
+
+use crate::Test;
+use crate::support::{SETTLE, allocation, events, pod, service, setup, wait_announcer, wait_event, wait_ingress};
+use crate::wire::{
+    Capture, arping, curl, mac_of, ndisc6, saw_gratuitous_arp, saw_unsolicited_na, wait_arping, wait_curl,
+};
+
+pub(crate) const TESTS: &[Test] = &[
+    (
+        "faults::crash_of_the_announcer_moves_both_families_with_gratuitous_frames",
+        crash_of_the_announcer_moves_both_families_with_gratuitous_frames,
+    ),
+    (
+        "faults::graceful_stop_hands_over_without_a_gap_clients_notice",
+        graceful_stop_hands_over_without_a_gap_clients_notice,
+    ),
+    ("faults::link_down_on_the_announcer_moves_the_address", link_down_on_the_announcer_moves_the_address),
+    (
+        "faults::control_plane_outage_keeps_every_address_answered_and_moves_nothing",
+        control_plane_outage_keeps_every_address_answered_and_moves_nothing,
+    ),
+    (
+        "faults::node_cut_off_from_the_api_is_replaced_and_stops_answering",
+        node_cut_off_from_the_api_is_replaced_and_stops_answering,
+    ),
+    (
+        "faults::foreign_host_claiming_an_address_is_reported_and_a_probe_finds_one_in_use",
+        foreign_host_claiming_an_address_is_reported_and_a_probe_finds_one_in_use,
+    ),
+    (
+        "faults::restarting_the_announcing_speaker_or_the_operator_moves_nothing",
+        restarting_the_announcing_speaker_or_the_operator_moves_nothing,
+    ),
+];
+
+const VIP4: &str = "192.168.2.10";
+const VIP6: &str = "fd6c:6a7e:5f2b:2::10";
+
+/// Runs `e2e/lab/fault.sh` with `args`.
+fn fault(lab: &Lab, args: &[&str]) -> Result<()> {
+    lab.run("e2e/lab/fault.sh", args)?.ok()?;
+    Ok(())
+}
+
+/// Undoes a fault at the end of a test, also when it fails half-way.
+struct Undo<'a> {
+    lab: &'a Lab,
+    args: Vec<String>,
+}
+
+impl<'a> Undo<'a> {
+    fn new(lab: &'a Lab, args: &[&str]) -> Self {
+        Self { lab, args: args.iter().map(|a| (*a).to_owned()).collect() }
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        if let Err(error) = fault(self.lab, &args) {
+            eprintln!("undoing the fault with fault.sh {args:?} failed: {error:#}");
+        }
+    }
+}
+
+/// A dual-stack Service `web` with one ready Pod, announced; returns its announcer.
+fn announced_web(lab: &Lab, ns: &str) -> Result<String> {
+    lab.apply(&pod(ns, "web-1", "web", None, true))?;
+    lab.apply(&service(ns, "web", &[], "ipFamilyPolicy: RequireDualStack\nipFamilies: [IPv4, IPv6]"))?;
+    wait_ingress(lab, ns, "web", &[VIP4, VIP6])?;
+    let (node, _) = wait_announcer(lab, ns, ns, "web", None)?;
+    wait_arping(lab, VIP4, &mac_of(lab, &node)?)?;
+    Ok(node)
+}
+
+/// A client requesting `url` every 50 ms in the background, recording when requests succeed.
+struct Requests {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<(Instant, bool)>>>,
+}
+
+impl Requests {
+    fn start(lab: &Lab, url: &str) -> Self {
+        let (stop, lab, url) = (Arc::new(AtomicBool::new(false)), lab.clone(), url.to_owned());
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut outcomes = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let client = lab.var("LAB_CLIENT").unwrap_or("ironlb-client").to_owned();
+                let ok =
+                    lab.in_netns(&client, &["curl", "-sS", "-g", "--max-time", "1", &url]).is_ok_and(|out| out.success);
+                outcomes.push((Instant::now(), ok));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            outcomes
+        });
+        Self { stop, thread: Some(thread) }
+    }
+
+    /// Stops and returns the longest stretch without a successful request, after `from`.
+    fn longest_gap(mut self, from: Instant) -> Duration {
+        self.stop.store(true, Ordering::Relaxed);
+        let outcomes = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        let mut last_ok = from;
+        let mut gap = Duration::ZERO;
+        for (at, ok) in outcomes.into_iter().filter(|(at, _)| *at >= from) {
+            if ok {
+                gap = gap.max(at.duration_since(last_ok));
+                last_ok = at;
+            }
+        }
+        gap
+    }
+}
+
+impl Drop for Requests {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits until `url` answers from a node other than `not`; returns that node and how long it took.
+fn wait_served_elsewhere(lab: &Lab, url: &str, not: &str, since: Instant) -> Result<(String, Duration)> {
+    let mut last = String::new();
+    wait_for(&format!("{url} to be served by a node other than {not}"), SETTLE, || {
+        last = curl(lab, url).unwrap_or_default();
+        Ok((!last.is_empty() && last != not).then(|| (last.clone(), since.elapsed())))
+    })
+    .with_context(|| format!("last answer: {last:?}"))
+}
+
+fn crash_of_the_announcer_moves_both_families_with_gratuitous_frames(lab: &Lab) -> Result<()> {
+    let ns = "e2e-fault-crash";
+    let _cleanup = setup(lab, ns, "")?;
+    let node = announced_web(lab, ns)?;
+    let capture = Capture::start(lab)?;
+    let _restart = Undo::new(lab, &["start", &node]);
+    let crashed = Instant::now();
+    fault(lab, &["kill", &node])?;
+    let (moved, v4_after) = wait_served_elsewhere(lab, &format!("http://{VIP4}/"), &node, crashed)?;
+    let (_, v6_after) = wait_served_elsewhere(lab, &format!("http://[{VIP6}]/"), &node, crashed)?;
+    eprintln!("crash of {node}'s speaker: served by {moved} after {v4_after:?} (IPv4), {v6_after:?} (IPv6)");
+    let mac = mac_of(lab, &moved)?;
+    wait_arping(lab, VIP4, &mac)?;
+    ensure!(ndisc6(lab, VIP6)?.as_deref() == Some(mac.as_str()), "ndisc6 does not resolve {VIP6} to {moved}");
+    let (recorded, _) = wait_announcer(lab, ns, ns, "web", Some(&node))?;
+    ensure!(recorded == moved, "the pool status names {recorded}, but {moved} answers");
+    let frames = capture.finish()?;
+    ensure!(saw_gratuitous_arp(&frames, &mac, VIP4), "no gratuitous ARP from {mac}:\n{frames}");
+    ensure!(saw_unsolicited_na(&frames, &mac, VIP6), "no unsolicited NA from {mac}:\n{frames}");
+    Ok(())
+}
+
+fn graceful_stop_hands_over_without_a_gap_clients_notice(lab: &Lab) -> Result<()> {
+    let ns = "e2e-fault-stop";
+    let _cleanup = setup(lab, ns, "")?;
+    let node = announced_web(lab, ns)?;
+    wait_curl(lab, &format!("http://{VIP4}/"), &node)?;
+    let requests = Requests::start(lab, &format!("http://{VIP4}/"));
+    std::thread::sleep(Duration::from_millis(500));
+    let _restart = Undo::new(lab, &["start", &node]);
+    let stopped = Instant::now();
+    fault(lab, &["stop", &node])?;
+    let (moved, after) = wait_served_elsewhere(lab, &format!("http://{VIP4}/"), &node, stopped)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let gap = requests.longest_gap(stopped);
+    eprintln!("graceful stop of {node}'s speaker: served by {moved} after {after:?}; longest gap {gap:?}");
+    ensure!(gap < Duration::from_secs(2), "clients saw {gap:?} without an answer during a graceful hand-over");
+    let replies = arping(lab, VIP4)?;
+    let mac = mac_of(lab, &moved)?;
+    ensure!(
+        !replies.is_empty() && replies.iter().all(|m| *m == mac),
+        "after the hand-over: {replies:?}, not only {mac}"
+    );
+    Ok(())
+}
+
+fn link_down_on_the_announcer_moves_the_address(lab: &Lab) -> Result<()> {
+    let ns = "e2e-fault-link";
+    let _cleanup = setup(lab, ns, "")?;
+    let node = announced_web(lab, ns)?;
+    let _up = Undo::new(lab, &["link-up", &node]);
+    let down = Instant::now();
+    fault(lab, &["link-down", &node])?;
+    let (moved, after) = wait_served_elsewhere(lab, &format!("http://{VIP4}/"), &node, down)?;
+    eprintln!("link down on {node}: served by {moved} after {after:?}");
+    wait_arping(lab, VIP4, &mac_of(lab, &moved)?)?;
+    let (recorded, _) = wait_announcer(lab, ns, ns, "web", Some(&node))?;
+    ensure!(recorded == moved, "the pool status names {recorded}, but {moved} answers");
+    Ok(())
+}
+
+/// The MAC answering each address, all of them required to answer.
+fn answers(lab: &Lab, addresses: &[&str]) -> Result<Vec<String>> {
+    addresses
+        .iter()
+        .map(|address| {
+            let replies = arping(lab, address)?;
+            ensure!(!replies.is_empty(), "nobody answers {address}");
+            ensure!(replies.iter().all(|m| *m == replies[0]), "{address} answered by several MACs: {replies:?}");
+            Ok(replies[0].clone())
+        })
+        .collect()
+}
+
+fn control_plane_outage_keeps_every_address_answered_and_moves_nothing(lab: &Lab) -> Result<()> {
+    let ns = "e2e-fault-outage";
+    let _cleanup = setup(lab, ns, "")?;
+    for name in ["a", "b", "c"] {
+        lab.apply(&pod(ns, &format!("{name}-1"), name, None, true))?;
+        lab.apply(&service(ns, name, &[], ""))?;
+    }
+    let addresses = ["192.168.2.10", "192.168.2.11", "192.168.2.12"];
+    for name in ["a", "b", "c"] {
+        wait_announcer(lab, ns, ns, name, None)?;
+    }
+    let before = wait_for("every address answered", SETTLE, || Ok(answers(lab, &addresses).ok()))?;
+
+    let _start = Undo::new(lab, &["control-plane-start"]);
+    fault(lab, &["control-plane-stop"])?;
+    let outage = Instant::now();
+    let mut rounds = 0;
+    while outage.elapsed() < Duration::from_secs(60) {
+        let during = answers(lab, &addresses).context("while the control plane is down")?;
+        ensure!(during == before, "an address moved while the control plane was down: {before:?} -> {during:?}");
+        rounds += 1;
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    fault(lab, &["control-plane-start"])?;
+    eprintln!(
+        "control plane down for {:?}: {rounds} rounds of arping, every address answered by the same node",
+        outage.elapsed()
+    );
+    // Back: the speakers renew, the watches relist; nothing needs to move, so nothing does.
+    let back = Instant::now();
+    while back.elapsed() < Duration::from_secs(10) {
+        let after = answers(lab, &addresses).context("after the control plane came back")?;
+        ensure!(after == before, "an address moved after the control plane came back: {before:?} -> {after:?}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Ok(())
+}
+
+fn node_cut_off_from_the_api_is_replaced_and_stops_answering(lab: &Lab) -> Result<()> {
+    let ns = "e2e-fault-cut";
+    let _cleanup = setup(lab, ns, "")?;
+    let node = announced_web(lab, ns)?;
+    let _restore = Undo::new(lab, &["restore-api", &node]);
+    let cut = Instant::now();
+    fault(lab, &["cut-api", &node])?;
+    let (moved, after) = wait_served_elsewhere(lab, &format!("http://{VIP4}/"), &node, cut)?;
+    let mac = mac_of(lab, &moved)?;
+    // The cut-off node heard the new announcer's gratuitous ARP and yielded: only one MAC answers.
+    wait_arping(lab, VIP4, &mac)?;
+    let yielded = cut.elapsed();
+    for _ in 0..5 {
+        let replies = arping(lab, VIP4)?;
+        ensure!(replies.iter().all(|m| *m == mac), "two MACs answer {VIP4} after the cut-off: {replies:?}");
+    }
+    eprintln!("{node} cut off from the API: served by {moved} after {after:?}, only {moved} answers after {yielded:?}");
+    Ok(())
+}
+
+fn foreign_host_claiming_an_address_is_reported_and_a_probe_finds_one_in_use(lab: &Lab) -> Result<()> {
+    let ns = "e2e-fault-foreign";
+    let _cleanup = setup(lab, ns, "")?;
+    let _release = Undo::new(lab, &["foreign-release"]);
+    let foreign_mac = "02:00:c0:a8:02:fa";
+    // A host claims an address a speaker announces: reported, and the speaker keeps answering.
+    let node = announced_web(lab, ns)?;
+    fault(lab, &["foreign-claim", VIP4])?;
+    let warning = wait_event(lab, ns, "web", "AddressConflict", &[VIP4, foreign_mac])?;
+    eprintln!("conflict reported: {warning}");
+    let metric = lab.in_netns(&node, &["curl", "-fsS", "http://127.0.0.1:7473/metrics"])?.ok()?.stdout;
+    ensure!(
+        metric.lines().any(|l| l.starts_with("ironlb_speaker_address_conflicts_total ") && !l.ends_with(" 0")),
+        "the conflict is not counted:\n{metric}"
+    );
+    // A host already holds an address before a Service gets it: the probe finds it, the address
+    // is not announced, and the Service is told why.
+    fault(lab, &["foreign-claim", "192.168.2.20"])?;
+    lab.apply(&pod(ns, "taken-1", "taken", None, true))?;
+    lab.apply(&service(ns, "taken", &[("ironlb.io/loadBalancerIPs", "192.168.2.20")], ""))?;
+    wait_ingress(lab, ns, "taken", &["192.168.2.20"])?;
+    let warning = wait_event(lab, ns, "taken", "AddressInUse", &["192.168.2.20", foreign_mac])?;
+    eprintln!("probe: {warning}");
+    let replies = arping(lab, "192.168.2.20")?;
+    ensure!(replies.iter().all(|m| m == foreign_mac), "a speaker answers for an address in use: {replies:?}");
+    ensure!(events(lab, ns, "taken", "Announcing")?.is_empty(), "an address in use was announced");
+    Ok(())
+}
+
+fn restarting_the_announcing_speaker_or_the_operator_moves_nothing(lab: &Lab) -> Result<()> {
+    let ns = "e2e-fault-restart";
+    let _cleanup = setup(lab, ns, "")?;
+    let node = announced_web(lab, ns)?;
+    let mac = mac_of(lab, &node)?;
+    let announcing_before = events(lab, ns, "web", "Announcing")?.len();
+    // A crash and an immediate restart, as a container restart: back before its Lease expires.
+    let _restart = Undo::new(lab, &["start", &node]);
+    fault(lab, &["kill", &node])?;
+    fault(lab, &["start", &node])?;
+    // The operator's leader restarts too.
+    lab.run("e2e/lab/operator.sh", &["kill", "0"])?;
+    lab.run("e2e/lab/operator.sh", &["start", "0"])?;
+    for _ in 0..10 {
+        let replies = arping(lab, VIP4)?;
+        ensure!(!replies.is_empty() && replies.iter().all(|m| *m == mac), "{VIP4} moved or went silent: {replies:?}");
+    }
+    let entry = allocation(lab, ns, ns, "web")?.context("allocation")?;
+    ensure!(entry["node"] == node.as_str(), "the pool status moved the announcer: {entry}");
+    let announcing: Vec<String> = events(lab, ns, "web", "Announcing")?;
+    ensure!(
+        announcing.iter().skip(announcing_before).all(|event| event.contains(&node)),
+        "another node announced during the restarts: {announcing:?}"
+    );
+    Ok(())
+}
