@@ -48,7 +48,8 @@ case "$command" in
   control-plane-start)
     lab_alive etcd || lab_respawn etcd
     lab_alive kube-apiserver || lab_respawn kube-apiserver
-    lab_wait_for "kube-apiserver /readyz" 60 lab_apiserver_ready ||
+    # Generous: on two shared cores a restarted API server re-lists everything before it is ready.
+    lab_wait_for "kube-apiserver /readyz" 180 lab_apiserver_ready ||
       { lab_tail kube-apiserver 30; lab_die "kube-apiserver did not come back"; }
     # An operator leader that could not renew its Lease exits (to come back as a clean standby);
     # in a cluster the kubelet restarts it, here the lab does.

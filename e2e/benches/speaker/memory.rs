@@ -142,7 +142,10 @@ pub(crate) fn run(lab: &Lab, hosts: &Hosts, largest: usize, endpoints: Endpoints
         // spends its share of the two cores on those server-side applies, and an attempt had 2,543
         // of 10,000 addresses announced 18 minutes after the operator started (2,604 pool status
         // applies, 157 MB). Such a row stops the operators and writes the pool statuses itself,
-        // as the operator would: a speaker reads nothing else about an allocation.
+        // as the operator would (a speaker reads nothing else about an allocation), CHUNK Services
+        // at a time: written all at once, 9,000 take-overs made the speakers' Lease renewals time
+        // out, peers took each other's addresses, and the run had to be stopped. The row stops
+        // early, and says so, as soon as a speaker fails to renew its Lease.
         let by_bench = added > BULK;
         eprintln!(
             "memory: {step} Services, addresses recorded by {}",
@@ -163,23 +166,36 @@ pub(crate) fn run(lab: &Lab, hosts: &Hosts, largest: usize, endpoints: Endpoints
         block_on(create_services(client, created..step, with_endpoints, endpoint.v4, endpoint.name.clone()))?;
         let creating = started.elapsed();
         eprintln!("memory: {added} Services created in {:.1} s", creating.as_secs_f64());
-        if by_bench {
-            record_allocations(lab, created..step)?;
-        }
-        created = step;
         // Bounded, generously: the operator writes three objects per Service on two shared cores.
         let timeout = Duration::from_secs(120) + Duration::from_millis(100) * added as u32;
-        let announcing = wait_announced(lab, &speakers, step, started, timeout)?;
-        let took = started.elapsed();
+        let (mut announcing, mut stopped) = (Announcing { complete: false, most: 0 }, None);
+        if by_bench {
+            for chunk_start in (created..step).step_by(CHUNK) {
+                let chunk_end = (chunk_start + CHUNK).min(step);
+                record_allocations(lab, chunk_start..chunk_end)?;
+                let chunk = wait_announced(lab, &speakers, chunk_end, Instant::now(), Duration::from_secs(180))?;
+                announcing = Announcing { complete: chunk.complete, most: announcing.most.max(chunk.most) };
+                let failures = lease_failures(lab, &speakers)? - failures_before;
+                if failures > 0.0 || !chunk.complete {
+                    stopped = Some(chunk_end);
+                    eprintln!("memory: stopping at {chunk_end} Services: {failures} Lease renewals failed");
+                    break;
+                }
+            }
+        } else {
+            announcing = wait_announced(lab, &speakers, step, started, timeout)?;
+        }
+        let complete = (announcing.complete && stopped.is_none()).then(|| started.elapsed());
+        created = stopped.unwrap_or(step);
         let writes = PoolStatusWrites::read(lab)?.since(writes_before);
         let lease_failures = lease_failures(lab, &speakers)? - failures_before;
         std::thread::sleep(SETTLE);
-        let mut reading = read(lab, &speakers, step)?;
-        let complete = announcing.complete.then_some(took);
+        let mut reading = read(lab, &speakers, created)?;
         let most = announcing.most;
-        reading.made = Some(Made { added, by_bench, creating, complete, most, timeout, writes, lease_failures });
+        reading.made =
+            Some(Made { added, by_bench, creating, complete, most, timeout, writes, lease_failures, stopped });
         readings.push(reading);
-        if !announcing.complete {
+        if complete.is_none() {
             break;
         }
     }
@@ -225,6 +241,8 @@ impl Drop for ServicesGuard {
 
 /// Rows adding more Services than this have their allocations written by the bench (see [`run`]).
 const BULK: usize = 1_000;
+/// Services whose allocations the bench writes at once in such a row.
+const CHUNK: usize = 1_000;
 
 /// How a row was made.
 struct Made {
@@ -237,6 +255,8 @@ struct Made {
     most: u64,
     /// Lease renewals the speakers failed meanwhile.
     lease_failures: f64,
+    /// Where a row the bench recorded stopped early: the Services recorded by then.
+    stopped: Option<usize>,
     timeout: Duration,
     writes: PoolStatusWrites,
 }
@@ -498,10 +518,12 @@ fn print(readings: &[Reading], endpoints: Endpoints) {
          Services a row, the operator allocated and recorded the addresses (\"pool status writes\" are the API \
          server's counts of server-side applies to pool statuses, and the bytes of all pool patches). A larger \
          row stops both operator replicas, creates the Services without endpoints and writes the allocations \
-         into the pool statuses itself (one apply per pool: namespace, name, address, `serving: true`, without \
-         the operator's informative `node` and `interface`), because the lab's operator does not get there in \
-         bounded time (see below). The speakers decide and announce on their own either way.",
-        thousands(BULK as u64)
+         into the pool statuses itself, {} Services at a time (an apply per pool: namespace, name, address, \
+         `serving: true`, without the operator's informative `node` and `interface`), waiting for each chunk \
+         to be announced and stopping at the first failed speaker Lease renewal, because the lab's operator \
+         does not get there in bounded time. The speakers decide and announce on their own either way.",
+        thousands(BULK as u64),
+        thousands(CHUNK as u64)
     );
     println!();
     println!(
@@ -516,9 +538,14 @@ fn print(readings: &[Reading], endpoints: Endpoints) {
             thousands(made.added as u64),
             if made.by_bench { "the bench (operators stopped)" } else { "the operator" },
             made.creating.as_secs_f64(),
-            match made.complete {
-                Some(took) => format!("{:.1} s", took.as_secs_f64()),
-                None => format!(
+            match (made.complete, made.stopped) {
+                (Some(took), _) => format!("{:.1} s", took.as_secs_f64()),
+                (None, Some(stopped)) => format!(
+                    "**stopped after {} Services** (a speaker failed to renew its Lease): {} announced",
+                    thousands(stopped as u64),
+                    thousands(reading.announced())
+                ),
+                (None, None) => format!(
                     "**not within {:.0} s**: {} of {} announced",
                     made.timeout.as_secs_f64(),
                     thousands(reading.announced()),
