@@ -51,6 +51,8 @@ case "$command" in
     # Generous: on two shared cores a restarted API server re-lists everything before it is ready.
     lab_wait_for "kube-apiserver /readyz" 180 lab_apiserver_ready ||
       { lab_tail kube-apiserver 30; lab_die "kube-apiserver did not come back"; }
+    lab_wait_for "kube-controller-manager /healthz" 60 lab_kcm_healthy ||
+      { lab_tail kube-controller-manager 30; lab_die "kube-controller-manager did not recover"; }
     # An operator leader that could not renew its Lease exits (to come back as a clean standby);
     # in a cluster the kubelet restarts it, here the lab does.
     for replica in 0 1; do

@@ -12,6 +12,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
 
 use crate::command::{CommandOutput, run};
@@ -106,11 +108,15 @@ pub struct Cleanup {
 }
 
 impl Cleanup {
-    /// Creates namespace `name` now and deletes it (with its Services) at the end.
+    /// Creates namespace `name` now and deletes it (with its Services) at the end. Returns once
+    /// kube-controller-manager has given it its `default` ServiceAccount: until then the API server
+    /// refuses Pods there (slow after a control-plane restart, while the controller relists).
     pub fn namespace(&mut self, name: &str) -> Result<()> {
         self.namespaces.push(name.to_owned());
         self.lab.kubectl(&["create", "namespace", name])?.ok()?;
-        Ok(())
+        crate::wait_for(&format!("the default ServiceAccount of namespace {name}"), Duration::from_secs(120), || {
+            Ok(self.lab.kubectl(&["get", "serviceaccount", "default", "-n", name])?.success.then_some(()))
+        })
     }
 
     /// Deletes the object `kind/name` (e.g. `ipaddresspool/web`; namespaced ones in
