@@ -9,10 +9,8 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::Command,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
-
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 
