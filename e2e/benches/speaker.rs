@@ -38,7 +38,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use ironlb_e2e::{Lab, LabSession, wait_for};
+use ironlb_e2e::{Cleanup, Lab, LabSession, wait_for};
 
 use crate::host::{Hosts, Speaker};
 
@@ -248,14 +248,13 @@ fn everything_the_bench_makes(lab: &Lab) -> Teardown {
 /// stopped, once there is nothing left for them to allocate.
 pub(crate) struct Teardown {
     lab: Lab,
-    namespaces: Vec<String>,
-    objects: Vec<String>,
+    cleanup: Cleanup,
     restart_operators: bool,
 }
 
 impl Teardown {
     pub(crate) fn new(lab: &Lab) -> Self {
-        Self { lab: lab.clone(), namespaces: Vec::new(), objects: Vec::new(), restart_operators: false }
+        Self { lab: lab.clone(), cleanup: lab.cleanup(), restart_operators: false }
     }
 
     /// Starts again, at the end, any operator replica that is not running then.
@@ -264,31 +263,20 @@ impl Teardown {
     }
 
     pub(crate) fn namespace(&mut self, name: &str) {
-        self.namespaces.push(name.to_owned());
+        self.cleanup.adopt_namespace(name);
     }
 
     /// `kind/name` of a cluster-scoped object.
     pub(crate) fn object(&mut self, object: &str) {
-        self.objects.push(object.to_owned());
+        self.cleanup.object(object);
     }
 }
 
 impl Drop for Teardown {
     fn drop(&mut self) {
         let started = Instant::now();
-        let namespaces = ["delete", "namespace", "--ignore-not-found", "--timeout=900s"];
-        let objects = ["delete", "--ignore-not-found", "--timeout=120s"];
-        for (command, targets) in [(&namespaces[..], &self.namespaces), (&objects[..], &self.objects)] {
-            if targets.is_empty() {
-                continue;
-            }
-            let args: Vec<&str> = command.iter().copied().chain(targets.iter().map(String::as_str)).collect();
-            match self.lab.kubectl(&args) {
-                Ok(output) if output.success => {}
-                Ok(output) => eprintln!("cleanup `kubectl {}` failed: {}", args.join(" "), output.stderr),
-                Err(error) => eprintln!("cleanup `kubectl {}` failed: {error:#}", args.join(" ")),
-            }
-        }
+        // 10,000 Services take minutes to delete.
+        self.cleanup.delete_now(Duration::from_secs(900));
         for replica in ["0", "1"].into_iter().filter(|_| self.restart_operators) {
             // The lab's operator replicas serve /healthz on 127.0.0.1:17472 and :17473.
             let healthz = format!("http://127.0.0.1:{}/healthz", if replica == "0" { 17472 } else { 17473 });

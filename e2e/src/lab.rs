@@ -124,11 +124,22 @@ impl Cleanup {
     }
 }
 
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let namespaces: &[&str] = &["delete", "namespace", "--ignore-not-found", "--timeout=60s"];
-        let objects: &[&str] = &["delete", "--ignore-not-found", "--timeout=60s"];
-        for (command, targets) in [(namespaces, &self.namespaces), (objects, &self.objects)] {
+impl Cleanup {
+    /// Deletes `name` at the end without creating it (a namespace something else made).
+    pub fn adopt_namespace(&mut self, name: &str) {
+        self.namespaces.push(name.to_owned());
+    }
+
+    /// Deletes everything registered now: namespaces first, waiting up to `namespace_timeout`
+    /// for their contents to go (so no Service outlives its pool), then the other objects.
+    /// Failures are reported, not returned: cleanup runs on the way out of a failed test too.
+    pub fn delete_now(&mut self, namespace_timeout: Duration) {
+        let namespace_timeout = format!("--timeout={}s", namespace_timeout.as_secs());
+        let namespaces: &[&str] = &["delete", "namespace", "--ignore-not-found", &namespace_timeout];
+        let objects: &[&str] = &["delete", "--ignore-not-found", "--timeout=120s"];
+        let (registered_namespaces, registered_objects) =
+            (std::mem::take(&mut self.namespaces), std::mem::take(&mut self.objects));
+        for (command, targets) in [(namespaces, &registered_namespaces), (objects, &registered_objects)] {
             if targets.is_empty() {
                 continue;
             }
@@ -139,6 +150,12 @@ impl Drop for Cleanup {
                 Err(error) => eprintln!("cleanup `kubectl {}` failed: {error:#}", args.join(" ")),
             }
         }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.delete_now(Duration::from_secs(60));
     }
 }
 
