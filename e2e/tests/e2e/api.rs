@@ -84,8 +84,10 @@ fn refuse_each_bad_pool(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// Every ironlb object with its resourceVersion: equal snapshots mean
-/// nothing was created, changed or removed in between.
+/// Every ironlb object with its generation and spec: equal snapshots mean nothing was created,
+/// removed or edited in between. Not the resourceVersion: the operator writes a pool's status
+/// (its announcer, its endpoints' state) whenever the cluster changes, which no refused pool
+/// causes and which would make this comparison fail at random.
 fn ironlb_objects(lab: &Lab) -> Result<Vec<(String, String)>> {
     let listed = lab.kubectl(&["get", "ipaddresspools,l2advertisements", "-o", "json"])?.ok()?;
     let listed: serde_json::Value = serde_json::from_str(&listed.stdout)?;
@@ -94,7 +96,7 @@ fn ironlb_objects(lab: &Lab) -> Result<Vec<(String, String)>> {
         .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
-        .map(|o| (o["metadata"]["name"].to_string(), o["metadata"]["resourceVersion"].to_string()))
+        .map(|o| (o["metadata"]["name"].to_string(), format!("{} {}", o["metadata"]["generation"], o["spec"])))
         .collect())
 }
 
