@@ -144,7 +144,7 @@ pub async fn run(
         ),
     ];
 
-    let mut view = ClusterView::default();
+    let mut view = ClusterView::new(&settings.node_name);
     let mut advertisements: BTreeMap<String, L2AdvertisementSpec> = BTreeMap::new();
     let mut relisting: Vec<Lease> = Vec::new();
     let mut synced = Synced::default();

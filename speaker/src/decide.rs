@@ -36,9 +36,13 @@ pub struct ClusterView {
     pub peers: Peers,
     /// Endpoints of the `Local` Services (only those are watched).
     pub endpoints: EndpointIndex,
-    /// Addresses allocated after the pools were first listed and not yet announced by this
-    /// node: a new Service's addresses, probed for before they are announced the first time.
+    /// Addresses allocated after the pools were first listed and not yet announced by any node
+    /// as far as this one knows: a new Service's addresses, probed for before they are announced
+    /// the first time.
     fresh: BTreeSet<IpAddr>,
+    /// This speaker's node: an address the pool status records on another node has been
+    /// announced before, so taking it over is not its first announcement.
+    node: String,
     /// Whether the pools have been listed: what the first list shows is not new.
     listed: bool,
 }
@@ -69,6 +73,11 @@ fn addresses_of(pool: &PoolRecord) -> BTreeSet<IpAddr> {
 }
 
 impl ClusterView {
+    /// An empty view for the speaker of `node`.
+    pub fn new(node: &str) -> Self {
+        Self { node: node.to_owned(), ..Self::default() }
+    }
+
     /// Records a pool as the watch delivered it. Returns whether anything the decision reads
     /// changed (a status write that only touched counts or conditions does not).
     pub fn set_pool(&mut self, pool: &IPAddressPool) -> bool {
@@ -84,6 +93,17 @@ impl ClusterView {
         }
         for gone in before.difference(&after) {
             self.fresh.remove(gone);
+        }
+        // Recorded on another node: that node probed it and announced it (or found it in use),
+        // so this node would be taking it over, which must not wait for a probe window.
+        let elsewhere = record
+            .allocations
+            .iter()
+            .filter(|allocation| allocation.node.as_ref().is_some_and(|node| *node != self.node))
+            .flat_map(|allocation| &allocation.ips)
+            .filter_map(|ip| ip.parse::<IpAddr>().ok());
+        for announced in elsewhere {
+            self.fresh.remove(&announced);
         }
         self.pools.insert(name, record.clone()) != Some(record)
     }
@@ -108,8 +128,8 @@ impl ClusterView {
         self.listed = true;
     }
 
-    /// Whether `address` was allocated after the pools were listed and this node has not
-    /// announced it yet.
+    /// Whether `address` was allocated after the pools were listed and has not been announced
+    /// yet: neither by this node nor, as the pool status records, by another.
     pub fn is_fresh(&self, address: IpAddr) -> bool {
         self.fresh.contains(&address)
     }
@@ -341,6 +361,29 @@ mod tests {
         view.set_pool(&pool(vec![allocation("late", &["192.168.2.12"], true)]));
         view.pools_listed();
         assert!(!view.is_fresh("192.168.2.12".parse().expect("ip")));
+    }
+
+    #[test]
+    fn an_address_recorded_on_another_node_is_a_take_over_not_a_first_announcement() {
+        let mut view = ClusterView::new("node-b");
+        view.pools_listed();
+        let address: IpAddr = "192.168.2.11".parse().expect("ip");
+        // Allocated while this node runs: new, and recorded on this node (the operator ran the
+        // same function): this node's first announcement, probed.
+        let mut mine = allocation("new", &["192.168.2.11"], true);
+        mine.node = Some("node-b".to_owned());
+        view.set_pool(&pool(vec![mine.clone()]));
+        assert!(view.is_fresh(address));
+        // Recorded on node-a (which announced it), later taken over by node-b: not fresh.
+        let mut theirs = mine;
+        theirs.node = Some("node-a".to_owned());
+        view.set_pool(&pool(vec![theirs.clone()]));
+        assert!(!view.is_fresh(address), "taking over an announced address must not wait for a probe");
+        // Recorded on another node from the start: no probe either.
+        let mut view = ClusterView::new("node-b");
+        view.pools_listed();
+        view.set_pool(&pool(vec![theirs]));
+        assert!(!view.is_fresh(address));
     }
 
     #[test]

@@ -9,9 +9,9 @@
 //! the address is free.
 //!
 //! Only *new* addresses are probed ([`ClusterView::is_fresh`]: allocated after the pools were
-//! first listed). A take-over after a failure is not probed: the address was announced
-//! before, its previous announcer is the one that went away, and a probe would only add its
-//! window to every failover.
+//! first listed, and not recorded in the pool status as announced by another node). A take-over
+//! after a failure is not probed: the address was announced before, its previous announcer is
+//! the one that went away, and a probe would only add its window to every failover.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
