@@ -16,7 +16,9 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use ironlb_crds::announcer::endpoints::ServiceKey;
-use ironlb_crds::announcer::{Advertisements, EndpointIndex, Labels, Peers, PoolFacts, ServiceFacts, announcements};
+use ironlb_crds::announcer::{
+    Advertisements, EndpointIndex, Labels, Peers, PoolFacts, ServiceFacts, announcements, service_interface,
+};
 use ironlb_crds::v1alpha1::{Allocation, IPAddressPool};
 
 /// One pool as the speaker needs it.
@@ -184,9 +186,9 @@ impl ClusterView {
             for (address, interfaces) in &winner.carriers {
                 decision.owned.insert(*address, interfaces.iter().map(|name| (*name).to_owned()).collect());
             }
+            let first_interfaces = winner.first_interfaces();
             for service in announcement.services() {
-                let first = service.addresses.iter().find_map(|address| winner.carriers.get(address));
-                let Some(interface) = first.and_then(|interfaces| interfaces.first()) else { continue };
+                let Some(interface) = service_interface(&service.addresses, &first_interfaces) else { continue };
                 decision.services.insert(
                     (service.namespace.clone(), service.name.clone()),
                     AnnouncedService { addresses: service.addresses.clone(), interface: (*interface).to_owned() },

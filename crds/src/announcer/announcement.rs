@@ -68,6 +68,27 @@ pub struct Winner<'n> {
     pub carriers: Carriers<'n>,
 }
 
+impl<'n> Winner<'n> {
+    /// The interface each address is first answered on, and recorded with: the first of its
+    /// carriers (interfaces in name order).
+    pub fn first_interfaces(&self) -> BTreeMap<IpAddr, &'n str> {
+        self.carriers.iter().filter_map(|(&address, interfaces)| Some((address, *interfaces.first()?))).collect()
+    }
+}
+
+/// The interface recorded for a Service (in the pool status and in its `Announcing` Event): the
+/// first interface of the first of its `addresses` the winner carries, from the winner's
+/// [`Winner::first_interfaces`]. `None` when the winner carries none of them: it announces a
+/// Service this one shares an address with, and has no endpoint of this one (`Local` policy).
+///
+/// One rule for the operator and the speakers, so the status and the Events name one interface.
+pub fn service_interface<'m, S: AsRef<str>>(
+    addresses: &[IpAddr],
+    first_interfaces: &'m BTreeMap<IpAddr, S>,
+) -> Option<&'m str> {
+    addresses.iter().find_map(|address| first_interfaces.get(address)).map(AsRef::as_ref)
+}
+
 /// Addresses announced together by one node, with the Services holding them: the Services
 /// linked, directly or through others, by a shared address. Build them with [`announcements`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -99,8 +99,8 @@ mod score;
 mod tests;
 
 pub use advertisement::Advertisements;
-pub use announcement::{Announcement, Carriers, Ineligible, Winner, announcements};
+pub use announcement::{Announcement, Carriers, Ineligible, Winner, announcements, service_interface};
 pub use endpoints::{EndpointIndex, EndpointSummary};
 pub use facts::{EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS, InterfaceFacts, Labels, NodeFacts, PoolFacts, ServiceFacts};
-pub use peers::{Peer, Peers, PublishedInterface, PublishedNode};
+pub use peers::{Peer, Peers, PublishedConflict, PublishedInterface, PublishedNode};
 pub use score::{HASH_KEY, score};

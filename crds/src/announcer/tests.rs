@@ -407,3 +407,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_service_is_recorded_on_the_first_carrier_of_its_first_carried_address() {
+    let first = BTreeMap::from([(ip("192.168.2.10"), "eth1"), (ip("fd00::10"), "eth0")]);
+    assert_eq!(service_interface(&[ip("192.168.2.10"), ip("fd00::10")], &first), Some("eth1"));
+    assert_eq!(service_interface(&[ip("192.168.2.99"), ip("fd00::10")], &first), Some("eth0"), "the first carried");
+    assert_eq!(service_interface(&[ip("192.168.2.99")], &first), None, "none carried: nothing recorded");
+    let winner = Winner {
+        node: "node-a",
+        score: 0,
+        carriers: BTreeMap::from([(ip("192.168.2.10"), vec!["eth0", "eth1"]), (ip("fd00::10"), vec![])]),
+    };
+    assert_eq!(winner.first_interfaces(), BTreeMap::from([(ip("192.168.2.10"), "eth0")]));
+}

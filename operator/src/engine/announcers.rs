@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use ironlb_crds::announcer::{
     Advertisements, Announcement, EndpointIndex, Labels, NodeFacts, PoolFacts, ServiceFacts, announcements,
+    service_interface,
 };
 use ironlb_crds::v1alpha1::{Allocation, IPAddressPoolStatus, TRAFFIC_POLICY_LOCAL};
 
@@ -162,16 +163,13 @@ pub(crate) fn decide(
         let Some(winner) = winners.winner(&announcement, inputs.advertisements()) else { continue };
         for service in announcement.services() {
             let Some(&index) = position.get(&(service.namespace.as_str(), service.name.as_str())) else { continue };
-            // The interface of the Service's first address the winner carries. None carried: the
-            // winner announces none of this Service's own addresses (it has no endpoint where a
-            // Service it shares with has), so none is recorded.
-            let Some(interface) = service.addresses.iter().find_map(|address| winner.interfaces.get(address)) else {
-                continue;
-            };
+            // None carried: the winner announces none of this Service's own addresses, so no
+            // node is recorded for it.
+            let Some(interface) = service_interface(&service.addresses, &winner.interfaces) else { continue };
             let (pool, entry) = origin[index];
             let allocation = &mut listings[pool].1.allocations[entry];
             allocation.node = Some(winner.node.clone());
-            allocation.interface = Some(interface.clone());
+            allocation.interface = Some(interface.to_owned());
         }
     }
     winners.end();
@@ -234,9 +232,9 @@ impl Winners {
                 let winner = announcement.winner(&self.nodes, advertisements).map(|winner| Picked {
                     node: winner.node.to_owned(),
                     interfaces: winner
-                        .carriers
-                        .iter()
-                        .filter_map(|(&address, interfaces)| Some((address, (*interfaces.first()?).to_owned())))
+                        .first_interfaces()
+                        .into_iter()
+                        .map(|(address, interface)| (address, interface.to_owned()))
                         .collect(),
                 });
                 Remembered { services: services.iter().map(|&service| service.clone()).collect(), winner }
