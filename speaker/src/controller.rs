@@ -28,9 +28,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use ironlb_crds::announcer::Advertisements;
 use ironlb_crds::announcer::endpoints::{SERVICE_NAME_LABEL, ServiceKey};
 use ironlb_crds::announcer::peers::LEASE_SELECTOR;
+use ironlb_crds::announcer::{Advertisements, PublishedConflict};
 use ironlb_crds::events::{Note, event};
 use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement, L2AdvertisementSpec};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -42,10 +42,11 @@ use kube::api::PostParams;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::conflicts::Conflicts;
 use crate::decide::{AnnouncedService, ClusterView, Decision};
 use crate::lease::{LeaseSettings, NodeLease};
 use crate::local;
@@ -107,7 +108,9 @@ pub async fn run(
     health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let facts = local::follow(client.clone(), &settings.node_name);
+    // The address conflicts this node found, published on its Lease with its other facts.
+    let (published_conflicts, conflicts_to_publish) = watch::channel(Vec::new());
+    let facts = local::follow(client.clone(), &settings.node_name, conflicts_to_publish);
     let mut interfaces = facts.interfaces.clone();
 
     let node_lease = NodeLease::new(
@@ -219,6 +222,26 @@ pub async fn run(
                     // A probe found its address in use: decide again without it.
                     due = Some(Instant::now());
                 }
+                publish_conflicts(&conflicts, &probes, &published_conflicts);
+                continue;
+            }
+            () = sleep_until(conflicts.next_deadline()) => {
+                let (recheck, ended) = conflicts.tick(Instant::now(), |address| responder.owns(address));
+                for address in recheck {
+                    responder.recheck(address);
+                }
+                for (address, conflict) in ended {
+                    tracing::info!(%address, mac = %conflict.mac, "the address conflict is over: the other host no longer answers for it");
+                    let message = format!(
+                        "{address} is no longer claimed by {}: that host did not answer {} re-checks",
+                        conflict.mac,
+                        crate::conflicts::FORGET_AFTER.as_secs() / crate::conflicts::RECHECK.as_secs()
+                    );
+                    for service in holders(&current, address) {
+                        post_event(&client, &settings, service, Note::normal("AddressConflictResolved", message.clone()));
+                    }
+                }
+                publish_conflicts(&conflicts, &probes, &published_conflicts);
                 continue;
             }
             () = sleep_until(wake) => {}
@@ -237,6 +260,7 @@ pub async fn run(
         let decision = view.decide(&settings.node_name, Instant::now().into_std());
         let (answer, probe) =
             probes.split(&decision.owned, &mut view, |address| responder.owns(address), Instant::now());
+        publish_conflicts(&conflicts, &probes, &published_conflicts);
         let taken_over = responder.apply(&answer, &probe, &interfaces.borrow_and_update());
         if !taken_over.is_empty() {
             tracing::info!(addresses = ?taken_over, "took over addresses");
@@ -426,24 +450,31 @@ fn post_announcing(
     post_event(client, settings, service, Note::normal("Announcing", message));
 }
 
-/// Posts an Event on a Service. Best effort, in the background: the Event is for people;
-/// answering never waits for it.
+/// Posts an Event on a Service. In the background: the Event is for people; answering never
+/// waits for it. A failed write is tried twice more (after 1 s and 3 s): a conflict or a probe
+/// finding an address in use is reported once, when it starts, so losing that one write to a
+/// busy API server would lose the report.
 fn post_event(client: &Client, settings: &Settings, service: &ServiceKey, note: Note) {
     let services: Api<Service> = Api::namespaced(client.clone(), &service.0);
     let events: Api<KubeEvent> = Api::namespaced(client.clone(), &service.0);
     let (name, identity) = (service.1.clone(), settings.identity.clone());
     tokio::spawn(async move {
-        let regarding = match services.get_opt(&name).await {
-            Ok(Some(service)) => service.object_ref(&()),
-            Ok(None) => return,
-            Err(error) => {
-                tracing::warn!(service = %name, %error, "cannot read the Service to post an Event");
-                return;
+        for (attempt, pause) in [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2)].into_iter().enumerate()
+        {
+            tokio::time::sleep(pause).await;
+            let regarding = match services.get_opt(&name).await {
+                Ok(Some(service)) => service.object_ref(&()),
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(service = %name, %error, attempt, "cannot read the Service to post an Event");
+                    continue;
+                }
+            };
+            let event = event(regarding, note.clone(), REPORTING_CONTROLLER, &identity, Timestamp::now());
+            match events.create(&PostParams::default(), &event).await {
+                Ok(_) => return,
+                Err(error) => tracing::warn!(service = %name, %error, attempt, "cannot post an Event"),
             }
-        };
-        let event = event(regarding, note, REPORTING_CONTROLLER, &identity, Timestamp::now());
-        if let Err(error) = events.create(&PostParams::default(), &event).await {
-            tracing::warn!(service = %name, %error, "cannot post an Event");
         }
     });
 }
@@ -508,14 +539,24 @@ impl Outage {
     }
 }
 
-/// When each address's conflict with a foreign host was last reported.
-#[derive(Debug, Default)]
-struct Conflicts {
-    reported: BTreeMap<IpAddr, Instant>,
+/// Publishes the conflicts this node knows on its Lease (when they changed): the ones it
+/// announces through ([`Conflicts`]) and the addresses its probes found in use ([`Probes`]).
+fn publish_conflicts(conflicts: &Conflicts, probes: &Probes, published: &watch::Sender<Vec<PublishedConflict>>) {
+    let mut current: Vec<PublishedConflict> = conflicts.published().chain(probes.published()).collect();
+    current.sort();
+    published.send_if_modified(|known| {
+        let changed = *known != current;
+        if changed {
+            *known = current;
+        }
+        changed
+    });
 }
 
-/// How often a conflict on one address is reported as an Event (the metric counts every one).
-const CONFLICT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// The Services of a decision that hold `address`.
+fn holders(decision: &Decision, address: IpAddr) -> impl Iterator<Item = &ServiceKey> {
+    decision.services.iter().filter(move |(_, service)| service.addresses.contains(&address)).map(|(key, _)| key)
+}
 
 /// What a claim is judged against.
 struct ClaimContext<'a> {
@@ -536,10 +577,10 @@ struct ClaimContext<'a> {
 ///   the peer was chosen by views fresher than ours, so this node stops answering for the
 ///   address at once — no lasting split brain. Otherwise both views converge within a watch
 ///   delivery, and the claim is only logged.
-/// - A foreign host: an address conflict. Counted, logged, and reported as a Warning Event on
-///   the Services holding the address (at most once a minute per address). This node keeps
-///   answering as before, without floods: fighting another host's ARP only makes every
-///   client's cache flip between the two.
+/// - A foreign host: an address conflict. Counted, and when it is news (see [`Conflicts`])
+///   logged and reported as a Warning Event on the Services holding the address; kept and
+///   re-checked while it lasts. This node keeps answering as before, without floods: fighting
+///   another host's ARP only makes every client's cache flip between the two.
 #[expect(clippy::too_many_arguments, reason = "the loop's state, passed explicitly rather than bundled")]
 fn handle_claim(
     claim: crate::responder::Claim,
@@ -557,11 +598,11 @@ fn handle_claim(
     let mac = claim.mac.to_string();
     let peer = context.view.peers.node_with_mac(&mac);
     if peer.is_none() && probes.is_probing(claim.address) {
-        probes.found_in_use(claim.address, claim.mac, Instant::now());
+        probes.found_in_use(claim.address, claim.mac, &claim.interface, Instant::now());
         metrics.conflict();
         tracing::warn!(address = %claim.address, %mac, interface = %claim.interface,
             "a probe found the address in use by a host that is not an ironlb speaker: not announcing it");
-        for (service, _) in context.current.services.iter().filter(|(_, s)| s.addresses.contains(&claim.address)) {
+        for service in holders(context.current, claim.address) {
             let message = format!(
                 "{} is already in use on the LAN by {mac} (seen on {} of node {}), a host that is not an ironlb \
                  speaker: ironlb does not announce it and probes again every {}s; remove the address from that \
@@ -590,19 +631,12 @@ fn handle_claim(
         }
         None => {
             metrics.conflict();
-            tracing::warn!(address = %claim.address, %mac, interface = %claim.interface, probe = claim.probe,
-                "a host that is not an ironlb speaker claims an address this node announces");
-            let now = Instant::now();
-            let due = conflicts
-                .reported
-                .get(&claim.address)
-                .is_none_or(|at| now.duration_since(*at) >= CONFLICT_REPORT_INTERVAL);
-            if !due {
+            if !conflicts.claimed(claim.address, claim.mac, &claim.interface, Instant::now()) {
                 return false;
             }
-            conflicts.reported.insert(claim.address, now);
-            let holders = context.current.services.iter().filter(|(_, s)| s.addresses.contains(&claim.address));
-            for (service, _) in holders {
+            tracing::warn!(address = %claim.address, %mac, interface = %claim.interface, probe = claim.probe,
+                "a host that is not an ironlb speaker claims an address this node announces");
+            for service in holders(context.current, claim.address) {
                 let message = format!(
                     "{} is also claimed by {mac} on {} of node {}, a host that is not an ironlb speaker; ironlb keeps \
                      answering and does not fight it: remove the address from that host or from the pool",

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use ironlb_crds::announcer::{PublishedInterface, PublishedNode};
+use ironlb_crds::announcer::{PublishedConflict, PublishedInterface, PublishedNode};
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -23,8 +23,9 @@ use crate::net::{self, Interface};
 /// How often the node's interfaces are re-read.
 pub const INTERFACE_POLL: Duration = Duration::from_millis(250);
 
-/// The facts of this node from its Node object (absent until first seen) and its interfaces.
-pub fn published_node(node: Option<&Node>, interfaces: &[Interface]) -> PublishedNode {
+/// The facts of this node from its Node object (absent until first seen), its interfaces and
+/// the address conflicts the controller found.
+pub fn published_node(node: Option<&Node>, interfaces: &[Interface], conflicts: &[PublishedConflict]) -> PublishedNode {
     let labels = node.and_then(|node| node.metadata.labels.clone()).unwrap_or_default();
     let network_unavailable = node
         .and_then(|node| node.status.as_ref()?.conditions.as_ref())
@@ -46,7 +47,7 @@ pub fn published_node(node: Option<&Node>, interfaces: &[Interface]) -> Publishe
         })
         .collect();
     interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-    PublishedNode { labels, network_unavailable, interfaces }
+    PublishedNode { labels, network_unavailable, interfaces, conflicts: conflicts.to_vec() }
 }
 
 /// The local facts, kept current: the published annotation text (for the Lease) and the
@@ -59,10 +60,12 @@ pub struct LocalFacts {
     pub interfaces: watch::Receiver<Vec<Interface>>,
 }
 
-/// Starts following the Node `node_name` and the node's interfaces; runs until the process ends.
-pub fn follow(client: Client, node_name: &str) -> LocalFacts {
+/// Starts following the Node `node_name`, the node's interfaces and the controller's
+/// `conflicts`; runs until the process ends.
+pub fn follow(client: Client, node_name: &str, mut conflicts: watch::Receiver<Vec<PublishedConflict>>) -> LocalFacts {
     let initial_interfaces = read_interfaces();
-    let (annotation_tx, annotation) = watch::channel(published_node(None, &initial_interfaces).to_annotation());
+    let initial = published_node(None, &initial_interfaces, &conflicts.borrow_and_update());
+    let (annotation_tx, annotation) = watch::channel(initial.to_annotation());
     let (interfaces_tx, interfaces) = watch::channel(initial_interfaces);
     let api: Api<Node> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("metadata.name={node_name}"));
@@ -84,6 +87,7 @@ pub fn follow(client: Client, node_name: &str) -> LocalFacts {
                     }
                     None => break,
                 },
+                Ok(()) = conflicts.changed() => {}
                 _ = poll.tick() => {
                     let current = read_interfaces();
                     interfaces_tx.send_if_modified(|known| {
@@ -95,7 +99,8 @@ pub fn follow(client: Client, node_name: &str) -> LocalFacts {
                     });
                 }
             }
-            let text = published_node(node.as_ref(), &interfaces_tx.borrow()).to_annotation();
+            let text =
+                published_node(node.as_ref(), &interfaces_tx.borrow(), &conflicts.borrow_and_update()).to_annotation();
             annotation_tx.send_if_modified(|known| {
                 let changed = *known != text;
                 if changed {
@@ -154,7 +159,7 @@ mod tests {
             }),
             ..Node::default()
         };
-        let published = published_node(Some(&node), &[eth0(true)]);
+        let published = published_node(Some(&node), &[eth0(true)], &[]);
         assert_eq!(published.labels["zone"], "a");
         assert!(published.network_unavailable);
         let interface = &published.interfaces[0];
@@ -165,7 +170,7 @@ mod tests {
 
     #[test]
     fn an_interface_without_carrier_is_published_down() {
-        let published = published_node(None, &[eth0(false)]);
+        let published = published_node(None, &[eth0(false)], &[]);
         assert!(!published.interfaces[0].up);
         assert!(published.labels.is_empty());
     }

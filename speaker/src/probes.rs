@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use ironlb_crds::announcer::PublishedConflict;
 use tokio::time::Instant;
 
 use crate::decide::ClusterView;
@@ -33,7 +34,8 @@ pub type ByInterface = BTreeMap<IpAddr, Vec<String>>;
 #[derive(Debug, Default)]
 pub struct Probes {
     started: BTreeMap<IpAddr, Instant>,
-    in_use: BTreeMap<IpAddr, (Instant, MacAddress)>,
+    /// Addresses found in use: when to probe again, who uses it, on which interface.
+    in_use: BTreeMap<IpAddr, (Instant, MacAddress, String)>,
 }
 
 impl Probes {
@@ -50,7 +52,7 @@ impl Probes {
         self.in_use.retain(|address, _| owned.contains_key(address));
         let (mut announce, mut probe) = (ByInterface::new(), ByInterface::new());
         for (&address, interfaces) in owned {
-            if let Some(&(retry_at, _)) = self.in_use.get(&address) {
+            if let Some(&(retry_at, ..)) = self.in_use.get(&address) {
                 if now < retry_at {
                     continue;
                 }
@@ -80,18 +82,28 @@ impl Probes {
 
     /// A host that is not a speaker answered a probe for `address`: it is in use. Returns
     /// whether this is news (the address was being probed).
-    pub fn found_in_use(&mut self, address: IpAddr, mac: MacAddress, now: Instant) -> bool {
+    pub fn found_in_use(&mut self, address: IpAddr, mac: MacAddress, interface: &str, now: Instant) -> bool {
         if self.started.remove(&address).is_none() {
             return false;
         }
-        self.in_use.insert(address, (now + RETRY_IN_USE, mac));
+        self.in_use.insert(address, (now + RETRY_IN_USE, mac, interface.to_owned()));
         true
+    }
+
+    /// The addresses found in use, as the node Lease publishes them.
+    pub fn published(&self) -> impl Iterator<Item = PublishedConflict> + '_ {
+        self.in_use.iter().map(|(address, (_, mac, interface))| PublishedConflict {
+            address: address.to_string(),
+            mac: mac.to_string(),
+            interface: interface.clone(),
+            in_use: true,
+        })
     }
 
     /// When the next probe ends or an address in use is due to be probed again.
     pub fn next_deadline(&self) -> Option<Instant> {
         let ends = self.started.values().map(|&started| started + PROBE_WINDOW);
-        ends.chain(self.in_use.values().map(|&(retry_at, _)| retry_at)).min()
+        ends.chain(self.in_use.values().map(|&(retry_at, ..)| retry_at)).min()
     }
 }
 
@@ -141,7 +153,7 @@ mod tests {
         let mut probes = Probes::default();
         let start = Instant::now();
         probes.split(&owned(address), &mut view, |_| false, start);
-        assert!(probes.found_in_use(address, MacAddress::new([2, 0, 0, 0, 0, 0xfa]), start));
+        assert!(probes.found_in_use(address, MacAddress::new([2, 0, 0, 0, 0, 0xfa]), "eth0", start));
         let (announce, probe) = probes.split(&owned(address), &mut view, |_| false, start + PROBE_WINDOW);
         assert!(announce.is_empty() && probe.is_empty());
         let (_, probe) = probes.split(&owned(address), &mut view, |_| false, start + RETRY_IN_USE);

@@ -330,6 +330,15 @@ impl Responder {
         self.metrics.set_announced(v4, v6);
     }
 
+    /// Sends one probe for `address` (an ARP probe or a DAD solicitation) on every interface
+    /// answering for it: a host that claimed the address answers if it still uses it, which is
+    /// how a conflict is re-checked rather than assumed (see [`crate::conflicts`]).
+    pub fn recheck(&self, address: IpAddr) {
+        for link in self.links.values().filter(|link| link.sender.owns(address)) {
+            link.sender.probe(address);
+        }
+    }
+
     /// Whether this node answers for `address` on some interface.
     pub fn owns(&self, address: IpAddr) -> bool {
         self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner).owns_elsewhere(address)

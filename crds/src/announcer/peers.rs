@@ -65,6 +65,27 @@ pub struct PublishedNode {
     /// Every interface of the node, sorted by name.
     #[serde(default)]
     pub interfaces: Vec<PublishedInterface>,
+    /// Addresses this speaker found claimed by a host that is not an ironlb speaker, sorted by
+    /// address. The operator turns them into the `AddressConflict` condition of their pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<PublishedConflict>,
+}
+
+/// An address of a pool that a host other than an ironlb speaker uses, as one speaker found it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedConflict {
+    /// The address, canonical. Example: `192.168.2.10`.
+    pub address: String,
+    /// The other host's MAC, lowercase. Example: `02:00:c0:a8:02:fa`.
+    pub mac: String,
+    /// The interface of this node it was seen on. Example: `eth0`.
+    pub interface: String,
+    /// `true`: the probe before the first announcement found the address in use, so it is not
+    /// announced. `false`: the host claims an address this node announces, which it keeps
+    /// announcing.
+    #[serde(default)]
+    pub in_use: bool,
 }
 
 /// One interface of a [`PublishedNode`]; see [`InterfaceFacts`] for the meaning of each field.
@@ -227,6 +248,15 @@ impl Peers {
         self.nodes.values().filter_map(|peer| peer.expires_at).filter(|&at| at > now).min()
     }
 
+    /// The conflicts live nodes report, with the node reporting each, sorted by node.
+    pub fn conflicts(&self, now: Instant) -> Vec<(&str, &PublishedConflict)> {
+        self.nodes
+            .iter()
+            .filter(|(_, peer)| peer.expires_at.is_some_and(|expires_at| now < expires_at))
+            .flat_map(|(name, peer)| peer.facts.conflicts.iter().map(move |conflict| (name.as_str(), conflict)))
+            .collect()
+    }
+
     /// The node whose speaker published `mac` (lowercase `aa:bb:…`) on one of its interfaces.
     pub fn node_with_mac(&self, mac: &str) -> Option<&str> {
         self.nodes.iter().find_map(|(name, peer)| {
@@ -285,6 +315,7 @@ mod tests {
                 announce_by_default: true,
                 addresses: vec!["192.168.2.101/24".to_owned(), "fd00::101/64".to_owned(), "garbage".to_owned()],
             }],
+            conflicts: Vec::new(),
         }
     }
 
@@ -299,6 +330,25 @@ mod tests {
         );
         assert_eq!(facts.labels["zone"], "a");
         assert!(facts.lease_live);
+    }
+
+    #[test]
+    fn conflicts_count_while_the_reporting_node_is_live() {
+        let conflict = PublishedConflict {
+            address: "192.168.2.10".into(),
+            mac: "02:00:c0:a8:02:fa".into(),
+            interface: "eth0".into(),
+            in_use: false,
+        };
+        let facts = PublishedNode { conflicts: vec![conflict.clone()], ..published() };
+        assert!(!published().to_annotation().contains("conflicts"), "no conflicts: nothing written");
+        let mut peers = Peers::default();
+        let seen = Instant::now();
+        peers.observe(&lease("node-a", Some(&published()), Some("pod-a")), seen);
+        assert!(peers.would_change(&lease("node-a", Some(&facts), Some("pod-a")), seen), "a new conflict is news");
+        peers.observe(&lease("node-b", Some(&facts), Some("pod-b")), seen);
+        assert_eq!(peers.conflicts(seen), vec![("node-b", &conflict)]);
+        assert!(peers.conflicts(seen + Duration::from_secs(2)).is_empty(), "a silent node's report lapses with it");
     }
 
     #[test]

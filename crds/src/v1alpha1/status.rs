@@ -25,6 +25,9 @@ pub mod condition_type {
     pub const CONFLICT: &str = "Conflict";
     /// True when the spec has a problem the API server could not catch (overlapping entries).
     pub const INVALID: &str = "Invalid";
+    /// True when a host that is not an ironlb speaker uses an address the pool allocated, as a
+    /// speaker found on the wire; the message names the address, the host's MAC and the node.
+    pub const ADDRESS_CONFLICT: &str = "AddressConflict";
 }
 
 /// Condition reasons of an `IPAddressPool`, CamelCase as Kubernetes requires.
@@ -41,6 +44,14 @@ pub mod condition_reason {
     pub const NO_OVERLAP: &str = "NoOverlap";
     /// `Invalid=False`.
     pub const VALID: &str = "Valid";
+    /// `AddressConflict=True`: a probe before the first announcement found an address in use,
+    /// so it is not announced.
+    pub const ADDRESS_IN_USE: &str = "AddressInUse";
+    /// `AddressConflict=True`: another host claims an address a speaker announces (and keeps
+    /// announcing).
+    pub const ADDRESS_CLAIMED: &str = "AddressClaimed";
+    /// `AddressConflict=False`.
+    pub const NO_ADDRESS_CONFLICT: &str = "NoAddressConflict";
     // `Invalid=True` uses the reason of the first problem found, see
     // `SpecError::reason` (e.g. `OverlappingEntries`).
 }
@@ -57,7 +68,9 @@ pub struct IPAddressPoolStatus {
     /// The state of the pool. `Ready`: valid, without conflict, and being allocated from.
     /// `Conflict`: shares addresses with another pool (the message names it; the pool that
     /// was there first keeps serving them). `Invalid`: the spec has a problem the API server
-    /// could not check, such as two overlapping entries.
+    /// could not check, such as two overlapping entries. `AddressConflict`: a host that is not
+    /// an ironlb speaker uses an allocated address (the message names the address, the host's
+    /// MAC and the node that saw it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -286,28 +286,64 @@ fn foreign_host_claiming_an_address_is_reported_and_a_probe_finds_one_in_use(lab
     let _cleanup = setup(lab, ns, "")?;
     let _release = Undo::new(lab, &["foreign-release"]);
     let foreign_mac = "02:00:c0:a8:02:fa";
-    // A host claims an address a speaker announces: reported, and the speaker keeps answering.
+    // A host claims an address a speaker announces: reported on the Service and the pool, and
+    // the speaker keeps answering.
     let node = announced_web(lab, ns)?;
     fault(lab, &["foreign-claim", VIP4])?;
     let warning = wait_event(lab, ns, "web", "AddressConflict", &[VIP4, foreign_mac])?;
     eprintln!("conflict reported: {warning}");
+    let condition = wait_address_conflict(lab, ns, "AddressClaimed", &[VIP4, foreign_mac, &node, "web"])?;
+    eprintln!("pool condition: {condition}");
     let metric = lab.in_netns(&node, &["curl", "-fsS", "http://127.0.0.1:7473/metrics"])?.ok()?.stdout;
     ensure!(
         metric.lines().any(|l| l.starts_with("ironlb_speaker_address_conflicts_total ") && !l.ends_with(" 0")),
         "the conflict is not counted:\n{metric}"
     );
+    ensure!(arping(lab, VIP4)?.contains(&mac_of(lab, &node)?), "the speaker stopped answering for {VIP4}");
     // A host already holds an address before a Service gets it: the probe finds it, the address
-    // is not announced, and the Service is told why.
+    // is not announced, and the Service and the pool are told why.
     fault(lab, &["foreign-claim", "192.168.2.20"])?;
     lab.apply(&pod(ns, "taken-1", "taken", None, true))?;
     lab.apply(&service(ns, "taken", &[("ironlb.io/loadBalancerIPs", "192.168.2.20")], ""))?;
     wait_ingress(lab, ns, "taken", &["192.168.2.20"])?;
     let warning = wait_event(lab, ns, "taken", "AddressInUse", &["192.168.2.20", foreign_mac])?;
     eprintln!("probe: {warning}");
+    wait_address_conflict(lab, ns, "AddressInUse", &["192.168.2.20", foreign_mac, "not announced"])?;
     let replies = arping(lab, "192.168.2.20")?;
     ensure!(replies.iter().all(|m| m == foreign_mac), "a speaker answers for an address in use: {replies:?}");
     ensure!(events(lab, ns, "taken", "Announcing")?.is_empty(), "an address in use was announced");
+    // The host leaves: the re-checks go unanswered, the conflicts end, the address in use is
+    // announced after its next probe, and the pool condition clears.
+    fault(lab, &["foreign-release"])?;
+    wait_for("the AddressConflict condition to clear", Duration::from_secs(90), || {
+        Ok(address_conflict(lab, ns)?.filter(|(status, ..)| status == "False"))
+    })?;
+    wait_event(lab, ns, "taken", "Announcing", &["192.168.2.20"])?;
     Ok(())
+}
+
+/// The `AddressConflict` condition of pool `pool`: status, reason, message.
+fn address_conflict(lab: &Lab, pool: &str) -> Result<Option<(String, String, String)>> {
+    let out = lab.kubectl(&["get", "ipaddresspool", pool, "-o", "json"])?.ok()?;
+    let pool: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    let conditions = pool["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    Ok(conditions.iter().find(|c| c["type"] == "AddressConflict").map(|c| {
+        let text = |field: &str| c[field].as_str().unwrap_or_default().to_owned();
+        (text("status"), text("reason"), text("message"))
+    }))
+}
+
+/// Waits until pool `pool` has `AddressConflict=True` with `reason` and a message saying `says`.
+fn wait_address_conflict(lab: &Lab, pool: &str, reason: &str, says: &[&str]) -> Result<String> {
+    let mut seen = None;
+    wait_for(&format!("AddressConflict={reason} on pool {pool} saying {says:?}"), Duration::from_secs(30), || {
+        seen = address_conflict(lab, pool)?;
+        Ok(seen
+            .clone()
+            .filter(|(status, r, message)| status == "True" && r == reason && says.iter().all(|s| message.contains(s)))
+            .map(|(.., message)| message))
+    })
+    .with_context(|| format!("the condition was {seen:?}"))
 }
 
 fn restarting_the_announcing_speaker_or_the_operator_moves_nothing(lab: &Lab) -> Result<()> {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ironlb_crds::announcer::peers::lease_node;
-use ironlb_crds::announcer::{Advertisements, EndpointIndex, NodeFacts, Peers, PublishedNode};
+use ironlb_crds::announcer::{Advertisements, EndpointIndex, NodeFacts, Peers, PublishedConflict, PublishedNode};
 use ironlb_crds::v1alpha1::{L2Advertisement, L2AdvertisementSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -64,6 +64,14 @@ impl AnnouncerInputs {
     /// The speakers' nodes, liveness judged at `now`.
     pub(crate) fn nodes(&self, now: Instant) -> Vec<NodeFacts> {
         self.peers.node_facts(now)
+    }
+
+    /// The address conflicts live speakers report, each with its node, sorted.
+    pub(crate) fn conflicts(&self, now: Instant) -> Vec<(String, PublishedConflict)> {
+        let mut reported: Vec<(String, PublishedConflict)> =
+            self.peers.conflicts(now).into_iter().map(|(node, conflict)| (node.to_owned(), conflict.clone())).collect();
+        reported.sort();
+        reported
     }
 
     /// Every Service's endpoints, reduced.

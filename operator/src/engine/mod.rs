@@ -50,7 +50,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
 use ironlb_crds::announcer::peers::LEASE_SELECTOR;
-use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement};
+use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement, condition_type};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -139,6 +139,8 @@ struct Leadership {
     in_flight: BTreeSet<ServiceKey>,
     /// Who announces what, as the pool status lists it, and when to decide again.
     announcers: Announcers,
+    /// The address conflicts the speakers report, as the pool statuses were last built with.
+    reported_conflicts: Vec<(String, ironlb_crds::announcer::PublishedConflict)>,
 }
 
 /// The allocation engine. Build it with [`Engine::new`], run it with [`Engine::run`].
@@ -451,6 +453,15 @@ impl Engine {
             self.metrics.observe_reconcile(Controller::Service, started.elapsed(), true);
         }
         self.decide_announcers();
+        // A conflict reported or over, on any pool's address: every pool's condition is judged
+        // again (rare, and an unchanged status is not written).
+        let reported = self.inputs.conflicts(Instant::now());
+        if let Some(leadership) = &mut self.leadership
+            && leadership.reported_conflicts != reported
+        {
+            leadership.reported_conflicts = reported;
+            leadership.dirty_pool_status.extend(pools.state().iter().map(|pool| pool.name_any()));
+        }
         // A listing older than a pending decision is not written: the decision is at most
         // one coalescing interval away, and writing twice would cost more than waiting.
         if self.leadership.as_ref().is_some_and(|leadership| !leadership.announcers.is_stale()) {
@@ -525,9 +536,14 @@ impl Engine {
             }
             let unlisted = Listing::default();
             let listing = leadership.announcers.listing(&name).unwrap_or(&unlisted);
-            let status = pool_status(&pool, view, listing, leadership.invalid_pools.get(&name), Timestamp::now());
-            if let Some(conflict) = new_conflict(&pool, &status) {
-                jobs.spawn(self.writer.event(&*pool, writes::Note::warning("Conflict", conflict)).run());
+            let invalid = leadership.invalid_pools.get(&name);
+            let status = pool_status(&pool, view, listing, invalid, &leadership.reported_conflicts, Timestamp::now());
+            for (type_, reason) in
+                [(condition_type::CONFLICT, "Conflict"), (condition_type::ADDRESS_CONFLICT, "AddressConflict")]
+            {
+                if let Some(message) = newly_true(&pool, &status, type_) {
+                    jobs.spawn(self.writer.event(&*pool, writes::Note::warning(reason, message)).run());
+                }
             }
             if pool.status.as_ref() != Some(&status) {
                 leadership.last_status_write.insert(name.clone(), now);
@@ -588,14 +604,15 @@ fn logged<T>(kind: &'static str) -> impl FnMut(Result<T, watcher::Error>) -> fut
     move |result| futures::future::ready(result.map_err(|error| warn!(%error, kind, "watch failed")).ok())
 }
 
-/// The message of a `Conflict` condition that is true in `status` and was
-/// not (with this message) in the pool's current status: worth an Event.
-fn new_conflict(pool: &IPAddressPool, status: &ironlb_crds::v1alpha1::IPAddressPoolStatus) -> Option<String> {
+/// The message of a `type_` condition that is true in `status` and was not
+/// (with this message) in the pool's current status: worth an Event.
+fn newly_true(
+    pool: &IPAddressPool,
+    status: &ironlb_crds::v1alpha1::IPAddressPoolStatus,
+    type_: &str,
+) -> Option<String> {
     let conflict = |conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == ironlb_crds::v1alpha1::condition_type::CONFLICT && c.status == "True")
-            .map(|c| c.message.clone())
+        conditions.iter().find(|c| c.type_ == type_ && c.status == "True").map(|c| c.message.clone())
     };
     let now = conflict(&status.conditions)?;
     let before = pool.status.as_ref().and_then(|s| conflict(&s.conditions));

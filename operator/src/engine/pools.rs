@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ironlb_crds::address::Family;
-use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
+use ironlb_crds::announcer::PublishedConflict;
+use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector as KubeSelector, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -109,12 +110,14 @@ fn selectors(selectors: &[KubeSelector], field: &str) -> Result<Vec<LabelSelecto
 /// The status the operator writes for `pool`: its allocations as `listing`
 /// renders them, counts and conditions. `view` is absent when the allocator
 /// does not know the pool (its spec was never valid: nothing is listed);
-/// `invalid` is the current spec's problem.
+/// `invalid` is the current spec's problem; `reported` the address conflicts
+/// the speakers report (every pool's; the ones of this pool's listed addresses count).
 pub(crate) fn pool_status(
     pool: &IPAddressPool,
     view: Option<PoolView<'_>>,
     listing: &Listing,
     invalid: Option<&InvalidPool>,
+    reported: &[(String, PublishedConflict)],
     now: Timestamp,
 ) -> IPAddressPoolStatus {
     let mut status = IPAddressPoolStatus { observed_generation: pool.metadata.generation, ..Default::default() };
@@ -147,6 +150,7 @@ pub(crate) fn pool_status(
         }
     };
     let conflict_text: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
+    let address_conflicts = address_conflicts(&status.allocations, reported);
     status.conditions = vec![
         match invalid {
             Some(problem) => condition(
@@ -170,6 +174,12 @@ pub(crate) fn pool_status(
                 condition_reason::OVERLAPS_POOL,
                 format!("{}; those addresses are not allocated from this pool", conflict_text.join("; ")),
             )
+        },
+        match address_conflicts {
+            None => {
+                condition(condition_type::ADDRESS_CONFLICT, false, condition_reason::NO_ADDRESS_CONFLICT, String::new())
+            }
+            Some((reason, message)) => condition(condition_type::ADDRESS_CONFLICT, true, reason, message),
         },
         match (invalid, view) {
             (_, None) | (Some(_), _) => {
@@ -199,12 +209,56 @@ pub(crate) fn pool_status(
     status
 }
 
+/// How many conflicts the `AddressConflict` message spells out; the rest are counted.
+const CONFLICTS_SPELLED_OUT: usize = 5;
+
+/// The reason and message of a true `AddressConflict` condition, when a speaker reports a
+/// conflict on an address in `allocations`. `AddressInUse` wins the reason: an address that is
+/// not announced matters more than one announced under dispute.
+fn address_conflicts(
+    allocations: &[Allocation],
+    reported: &[(String, PublishedConflict)],
+) -> Option<(&'static str, String)> {
+    let holder = |address: &str| allocations.iter().find(|a| a.ips.iter().any(|ip| ip == address));
+    let found: Vec<String> = reported
+        .iter()
+        .filter_map(|(node, conflict)| {
+            let allocation = holder(&conflict.address)?;
+            let service = format!("{}/{}", allocation.namespace, allocation.name);
+            Some(if conflict.in_use {
+                format!(
+                    "{} (Service {service}) is in use by {}, which answered node {}'s probe on {}: not announced",
+                    conflict.address, conflict.mac, node, conflict.interface
+                )
+            } else {
+                format!(
+                    "{} (Service {service}) is also claimed by {}, seen by node {} on {}: still announced",
+                    conflict.address, conflict.mac, node, conflict.interface
+                )
+            })
+        })
+        .collect();
+    if found.is_empty() {
+        return None;
+    }
+    let in_use = reported.iter().any(|(_, c)| c.in_use && holder(&c.address).is_some());
+    let reason = if in_use { condition_reason::ADDRESS_IN_USE } else { condition_reason::ADDRESS_CLAIMED };
+    let mut message = found.iter().take(CONFLICTS_SPELLED_OUT).cloned().collect::<Vec<_>>().join("; ");
+    if found.len() > CONFLICTS_SPELLED_OUT {
+        message.push_str(&format!("; and {} more", found.len() - CONFLICTS_SPELLED_OUT));
+    }
+    message.push_str(
+        ". Hosts that are not ironlb speakers use these addresses: remove them from those hosts or from the pool",
+    );
+    Some((reason, message))
+}
+
 #[cfg(test)]
 mod tests {
     use ironlb_crds::v1alpha1::{IPAddressPool, condition_type};
     use k8s_openapi::jiff::Timestamp;
 
-    use super::{LISTING_BUDGET, listing_cost, pool_config, pool_status};
+    use super::{LISTING_BUDGET, PublishedConflict, listing_cost, pool_config, pool_status};
     use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey};
     use crate::engine::announcer_inputs::AnnouncerInputs;
     use crate::engine::announcers::{Listing, PoolInput, Winners, decide};
@@ -268,7 +322,7 @@ spec:
     fn overlapping_entries_make_the_pool_invalid_and_not_ready() {
         let bad = pool(&WEB.replace("[192.168.2.10-192.168.2.49]", "[192.168.2.0/24, 192.168.2.10-192.168.2.49]"));
         let invalid = pool_config(&bad).expect_err("entries overlap");
-        let status = pool_status(&bad, None, &Listing::default(), Some(&invalid), Timestamp::UNIX_EPOCH);
+        let status = pool_status(&bad, None, &Listing::default(), Some(&invalid), &[], Timestamp::UNIX_EPOCH);
         assert_eq!(condition(&status, condition_type::INVALID).0, "True");
         assert_eq!(condition(&status, condition_type::INVALID).1, "OverlappingEntries");
         assert_eq!(condition(&status, condition_type::READY).0, "False");
@@ -282,7 +336,8 @@ spec:
         config.service_allocation = None;
         allocator.set_pool(config);
         allocator.assign(&AllocationRequest::new(ServiceKey::new("shop", "front"))).expect("an address");
-        let status = pool_status(&web, allocator.pool("web"), &listing(&allocator, "web"), None, Timestamp::UNIX_EPOCH);
+        let status =
+            pool_status(&web, allocator.pool("web"), &listing(&allocator, "web"), None, &[], Timestamp::UNIX_EPOCH);
         assert_eq!(status.observed_generation, Some(3));
         assert_eq!(status.allocations.len(), 1);
         assert_eq!(
@@ -293,6 +348,44 @@ spec:
         assert_eq!(status.available_summary.as_deref(), Some("v4=39"));
         assert_eq!(condition(&status, condition_type::READY), ("True", "Allocatable", ""));
         assert_eq!(condition(&status, condition_type::CONFLICT).0, "False");
+    }
+
+    #[test]
+    fn a_reported_address_conflict_becomes_a_condition_naming_address_service_mac_and_node() {
+        let web = pool(WEB);
+        let mut allocator = Allocator::new();
+        let mut config = pool_config(&web).expect("valid");
+        config.service_allocation = None;
+        allocator.set_pool(config);
+        allocator.assign(&AllocationRequest::new(ServiceKey::new("shop", "front"))).expect("an address");
+        let conflict = |address: &str, in_use: bool| {
+            let conflict = PublishedConflict {
+                address: address.to_owned(),
+                mac: "02:00:c0:a8:02:fa".to_owned(),
+                interface: "eth0".to_owned(),
+                in_use,
+            };
+            ("node-1".to_owned(), conflict)
+        };
+        let listing = listing(&allocator, "web");
+        let status = |reported: &[(String, PublishedConflict)]| {
+            pool_status(&web, allocator.pool("web"), &listing, None, reported, Timestamp::UNIX_EPOCH)
+        };
+        let clean = status(&[conflict("10.9.9.9", false)]);
+        assert_eq!(condition(&clean, condition_type::ADDRESS_CONFLICT), ("False", "NoAddressConflict", ""));
+
+        let claimed = status(&[conflict("192.168.2.10", false)]);
+        let (state, reason, message) = condition(&claimed, condition_type::ADDRESS_CONFLICT);
+        assert_eq!((state, reason), ("True", "AddressClaimed"));
+        for part in ["192.168.2.10", "shop/front", "02:00:c0:a8:02:fa", "node-1", "eth0", "still announced"] {
+            assert!(message.contains(part), "{part} missing from {message}");
+        }
+        assert_eq!(condition(&claimed, condition_type::READY).0, "True", "a claimed address does not stop the pool");
+
+        let in_use = status(&[conflict("192.168.2.10", true)]);
+        let (state, reason, message) = condition(&in_use, condition_type::ADDRESS_CONFLICT);
+        assert_eq!((state, reason), ("True", "AddressInUse"));
+        assert!(message.contains("not announced"), "{message}");
     }
 
     #[test]
@@ -311,7 +404,7 @@ spec: {addresses: [10.0.0.0/8]}
             allocator.assign(&AllocationRequest::new(ServiceKey::new("bench", format!("svc-{n:05}")))).expect("room");
         }
         let listing = listing(&allocator, "big");
-        let status = pool_status(&web, allocator.pool("big"), &listing, None, Timestamp::UNIX_EPOCH);
+        let status = pool_status(&web, allocator.pool("big"), &listing, None, &[], Timestamp::UNIX_EPOCH);
         let listed = status.allocations.len();
         assert!((3_000..5_000).contains(&listed), "{listed}");
         assert_eq!(status.allocations.last().map(|a| a.name.clone()), Some(format!("svc-{:05}", listed - 1)));
@@ -390,10 +483,10 @@ spec: {addresses: [10.0.0.0/8, 'fd00::/64']}
         let mut allocator = Allocator::new();
         allocator.set_pool(pool_config(&web).expect("valid"));
         let listing = listing(&allocator, "web");
-        let first = pool_status(&web, allocator.pool("web"), &listing, None, Timestamp::UNIX_EPOCH);
+        let first = pool_status(&web, allocator.pool("web"), &listing, None, &[], Timestamp::UNIX_EPOCH);
         web.status = Some(first.clone());
         let later = Timestamp::from_second(1_000).expect("a time");
-        let second = pool_status(&web, allocator.pool("web"), &listing, None, later);
+        let second = pool_status(&web, allocator.pool("web"), &listing, None, &[], later);
         assert_eq!(first.conditions, second.conditions);
     }
 }
