@@ -470,7 +470,9 @@ lab_start_speaker() {
 # lab_add_host <host>: a host namespace on the LAN bridge, with its eth0 addresses and MACs from
 # LAB_V4/LAB_V6/LAB_MAC and its bridge port from LAB_PORT/LAB_PORT_MAC. No duplicate address
 # detection (addresses usable at once), no router solicitation or autoconfiguration: the only
-# frames on the LAN are the ones the tests cause. DAD stays on for addresses added later with
+# frames on the LAN are the ones the tests cause. IPv6 addresses survive a link going down (as
+# IPv4 ones do, and as a server's static configuration restores them), so `fault.sh link-down`
+# then `link-up` gives the node back both families. DAD stays on for addresses added later with
 # `ip addr add` on a host that wants it (fault.sh foreign-claim turns it back on).
 lab_add_host() {
   local host=$1
@@ -478,7 +480,8 @@ lab_add_host() {
   ip netns exec "$host" sysctl -qw \
     net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
     net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0 \
-    net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.all.router_solicitations=0
+    net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.all.router_solicitations=0 \
+    net.ipv6.conf.default.keep_addr_on_down=1 net.ipv6.conf.all.keep_addr_on_down=1
   ip -n "$host" link set lo up
   ip -n "$LAB_LAN_NETNS" link add "${LAB_PORT[$host]}" address "${LAB_PORT_MAC[$host]}" type veth \
     peer name "$LAB_IFACE" address "${LAB_MAC[$host]}" netns "$host"

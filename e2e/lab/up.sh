@@ -171,8 +171,11 @@ lab_daemon kube-apiserver "$LAB_BIN/kube-apiserver" \
   --allow-privileged \
   --profiling=false
 # The root-namespace end of the API relay for the node namespaces (see lib.sh, LAB_APISERVER_SOCK).
+# socat forks a process per connection; max-children bounds them (extra connections wait in the
+# backlog), so clients reconnecting in a storm against an overloaded API server cannot fork the
+# machine to death: a speaker keeps ~10 connections, a node relay allows 64.
 lab_daemon apiserver-socket socat \
-  "UNIX-LISTEN:$LAB_APISERVER_SOCK,fork,unlink-early,mode=600" "TCP:127.0.0.1:$LAB_APISERVER_PORT"
+  "UNIX-LISTEN:$LAB_APISERVER_SOCK,fork,max-children=256,unlink-early,mode=600" "TCP:127.0.0.1:$LAB_APISERVER_PORT"
 lab_phase_end "kube-apiserver started"
 
 # =============================================================================================
@@ -199,7 +202,7 @@ done
 # namespace. Stopping a node's relay (lab_stop apirelay-<node>) cuts that node off the API.
 for node in $LAB_NODES; do
   lab_daemon_in_netns "$node" "apirelay-$node" socat \
-    "TCP-LISTEN:$LAB_APISERVER_PORT,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$LAB_APISERVER_SOCK"
+    "TCP-LISTEN:$LAB_APISERVER_PORT,bind=127.0.0.1,reuseaddr,fork,max-children=64" "UNIX-CONNECT:$LAB_APISERVER_SOCK"
 done
 if command -v ping >/dev/null; then
   for node in $LAB_NODES; do
