@@ -29,16 +29,17 @@ mod memory;
 mod rate;
 #[path = "speaker/report.rs"]
 mod report;
+#[path = "speaker/service.rs"]
+mod service;
 #[path = "speaker/traffic.rs"]
 mod traffic;
 #[path = "speaker/wire.rs"]
 mod wire;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
-use ironlb_e2e::{Cleanup, Lab, LabSession, wait_for};
+use anyhow::{Context, Result, ensure};
+use ironlb_e2e::{Cleanup, Lab, LabSession};
 
 use crate::host::{Hosts, Speaker};
 
@@ -113,11 +114,11 @@ fn run(lab: &Lab, settings: &Settings) -> Result<()> {
             node.name
         );
     }
-    print_header(lab)?;
+    service::print_header(lab, "speaker", "BENCH_SPEAKER_")?;
 
     if ["latency", "rate", "traffic"].iter().any(|step| settings.runs(step)) {
         let teardown = everything_the_bench_makes(lab);
-        let announced = announce_one_service(lab)?;
+        let announced = service::announce_one_service(lab, VIP_POOL, VIP_NAMESPACE, VIP_RANGES)?;
         eprintln!("{} / {} announced by {}", announced.v4, announced.v6, announced.node);
         if settings.runs("latency") {
             latency::run(&hosts, &announced, settings.requests)?;
@@ -135,97 +136,6 @@ fn run(lab: &Lab, settings: &Settings) -> Result<()> {
     }
     println!("The whole run took {:.1} min.", started.elapsed().as_secs_f64() / 60.0);
     Ok(())
-}
-
-/// The machine, date, build and command, as `docs/benchmarks.md` gives them.
-fn print_header(lab: &Lab) -> Result<()> {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, m)| m.trim()))
-        .unwrap_or("unknown CPU");
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let date = lab.run("date", &["-u", "+%Y-%m-%d %H:%M UTC"])?.ok()?.stdout;
-    let commit = lab.run("git", &["rev-parse", "--short", "HEAD"])?.ok()?.stdout;
-    let dirty = !lab.run("git", &["status", "--porcelain", "--untracked-files=no"])?.ok()?.stdout.trim().is_empty();
-    let settings: Vec<String> =
-        std::env::vars().filter(|(k, _)| k.starts_with("BENCH_SPEAKER_")).map(|(k, v)| format!("{k}={v} ")).collect();
-
-    println!("## Speaker (`cargo bench -p ironlb-e2e --bench speaker`)");
-    println!();
-    println!("- Command: `{}cargo bench -p ironlb-e2e --bench speaker` (part of `make bench`)", settings.concat());
-    println!("- Date: {}", date.trim());
-    println!("- Machine: {cpus} CPUs (`nproc`), {model}, Linux {}", kernel.trim());
-    println!(
-        "- Build: ironlb {}{}; the lab's speakers are debug builds (`target/debug`, as the lab runs them), the \
-         bench's client a release build",
-        commit.trim(),
-        if dirty { " with uncommitted changes" } else { "" }
-    );
-    println!(
-        "- Lab: the client and three node namespaces on one bridge (veth pairs), sharing the cores with etcd, \
-         the API server, the controller manager, both operator replicas and the bench itself"
-    );
-    println!();
-    Ok(())
-}
-
-/// The one Service steps 1–3 measure: its addresses and the node whose speaker answers for them.
-pub(crate) struct Announced {
-    pub(crate) node: String,
-    pub(crate) v4: Ipv4Addr,
-    pub(crate) v6: Ipv6Addr,
-}
-
-/// A dual-stack Service with a ready Pod (run by the lab's kubelet stand-in), from a pool of its
-/// own that one L2Advertisement announces from every node; waits until the speaker the pool
-/// status names answers for both addresses, and until its take-over burst of gratuitous frames
-/// is over.
-fn announce_one_service(lab: &Lab) -> Result<Announced> {
-    lab.kubectl(&["create", "namespace", VIP_NAMESPACE])?.ok()?;
-    let ranges = serde_json::to_string(&VIP_RANGES)?;
-    lab.apply(&format!(
-        "apiVersion: ironlb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {{name: {VIP_POOL}}}\nspec: {{addresses: {ranges}}}\n"
-    ))?;
-    lab.apply(&format!(
-        "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata: {{name: {VIP_POOL}}}\nspec: {{ipAddressPools: [{VIP_POOL}]}}\n"
-    ))?;
-    lab.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: {VIP_NAMESPACE}\n  labels: {{app: web}}\n  annotations: {{lab.ironlb.io/ready: \"true\"}}\nspec:\n  containers: [{{name: web, image: registry.k8s.io/pause:3.10}}]\n"
-    ))?;
-    lab.apply(&format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {VIP_NAMESPACE}\n  annotations: {{ironlb.io/address-pool: {VIP_POOL}}}\nspec:\n  type: LoadBalancer\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n  selector: {{app: web}}\n  ports: [{{port: 80}}]\n"
-    ))?;
-    let (node, addresses) =
-        wait_for("the pool status to name the Service's announcer", Duration::from_secs(90), || {
-            let pool: serde_json::Value =
-                serde_json::from_str(&lab.kubectl(&["get", "ipaddresspool", VIP_POOL, "-o", "json"])?.ok()?.stdout)?;
-            let entry = pool["status"]["allocations"].as_array().and_then(|entries| entries.first()).cloned();
-            Ok(entry.and_then(|entry| {
-                let node = entry["node"].as_str()?.to_owned();
-                let ips: Vec<IpAddr> =
-                    entry["ips"].as_array()?.iter().filter_map(|ip| ip.as_str()?.parse().ok()).collect();
-                (ips.len() == 2).then_some((node, ips))
-            }))
-        })?;
-    let (mut v4, mut v6) = (None, None);
-    for address in addresses {
-        match address {
-            IpAddr::V4(a) => v4 = Some(a),
-            IpAddr::V6(a) => v6 = Some(a),
-        }
-    }
-    let (Some(v4), Some(v6)) = (v4, v6) else { bail!("the Service is not dual-stack") };
-    let speaker = Speaker::of(lab, &node)?;
-    wait_for(&format!("the speaker on {node} to announce both addresses"), Duration::from_secs(60), || {
-        let metrics = speaker.metrics(lab)?;
-        let v6_count = metrics.sum("ironlb_speaker_announced_addresses", &["family=\"ipv6\""]);
-        Ok((metrics.announced_v4() >= 1 && v6_count >= 1.0).then_some(()))
-    })?;
-    // The take-over burst (gratuitous ARP and unsolicited NA at 0, 0.5, 1.5 and 3.5 s) is over.
-    std::thread::sleep(Duration::from_secs(5));
-    Ok(Announced { node, v4, v6 })
 }
 
 /// A guard over every object the bench makes (whether made yet or not).

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 
 use anyhow::Result;
 
-use crate::Announced;
 use crate::host::Hosts;
 use crate::report::{micros, percentile, thousands};
+use crate::service::Announced;
 use crate::wire::{Target, alternate_round_trips, check_requests};
 
 /// Untimed rounds first: the client's and the node's neighbour entries, caches and the threads'

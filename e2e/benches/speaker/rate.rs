@@ -12,9 +12,9 @@ use std::time::Duration;
 use anyhow::Result;
 use ironlb_e2e::Lab;
 
-use crate::Announced;
 use crate::host::{Hosts, Speaker};
 use crate::report::thousands;
+use crate::service::Announced;
 use crate::wire::{BurstOutcome, Target, arp_burst};
 
 /// Requests per second tried, in order.

@@ -65,26 +65,26 @@ pub(crate) struct Target {
 }
 
 /// The speaker crate's socket for the target's protocol, on the client's `eth0`.
-enum Resolver {
+pub(crate) enum Resolver {
     Arp(ArpSocket),
     Ndp(NdpSocket),
 }
 
 impl Resolver {
     /// Opens the socket; must run on a thread of [`in_netns`].
-    fn open(ipv6: bool) -> Result<Self> {
+    pub(crate) fn open(ipv6: bool) -> Result<Self> {
         let eth0 = link::interface_by_name("eth0")?.context("the client namespace has no eth0")?;
         Ok(if ipv6 { Self::Ndp(NdpSocket::open(eth0.index)?) } else { Self::Arp(ArpSocket::open(eth0.index)?) })
     }
 
-    fn send(&self, frame: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn send(&self, frame: &[u8]) -> std::io::Result<()> {
         match self {
             Self::Arp(socket) => socket.send(frame),
             Self::Ndp(socket) => socket.send(frame),
         }
     }
 
-    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Self::Arp(socket) => socket.recv(buf).await,
             Self::Ndp(socket) => socket.recv(buf).await,
@@ -142,7 +142,7 @@ pub(crate) fn neighbor_solicitation(from: &Host, target: Ipv6Addr) -> Vec<u8> {
 }
 
 /// The request for `target` that the client sends.
-fn request(client: &Host, target: IpAddr) -> Vec<u8> {
+pub(crate) fn request(client: &Host, target: IpAddr) -> Vec<u8> {
     match target {
         IpAddr::V4(v4) => arp_request(client, v4),
         IpAddr::V6(v6) => neighbor_solicitation(client, v6),
@@ -173,7 +173,7 @@ pub(crate) fn check_requests(client: &Host, v4: Ipv4Addr, v6: Ipv6Addr) -> Resul
 
 /// The MAC that answered the client's request for `target`, if `frame` is that answer: an ARP
 /// reply from `target` to the client, or a solicited Neighbor Advertisement for `target` to it.
-fn answerer(frame: &[u8], client: &Host, target: IpAddr) -> Option<MacAddress> {
+pub(crate) fn answerer(frame: &[u8], client: &Host, target: IpAddr) -> Option<MacAddress> {
     match (packet::parse(frame).ok()?, target) {
         (Packet::Arp { arp, .. }, IpAddr::V4(target))
             if arp.operation() == ArpOperation::Reply && (arp.sender_ip(), arp.target_ip()) == (target, client.v4) =>
