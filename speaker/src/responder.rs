@@ -73,6 +73,26 @@ struct Owned {
     v6: BTreeSet<Ipv6Addr>,
 }
 
+/// An address as one interface's receive task sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    /// Answered on this interface.
+    Answering,
+    /// Probed for before its first announcement: not answered, but others' claims count.
+    Probing,
+    /// Answered on another interface of this node only.
+    Elsewhere,
+    /// Not this node's.
+    Unknown,
+}
+
+impl Standing {
+    /// Whether another host's announcement or answer for the address is a claim to report.
+    fn claimable(self) -> bool {
+        matches!(self, Self::Answering | Self::Probing)
+    }
+}
+
 /// The addresses owned on each interface, read by every receive task.
 #[derive(Debug, Default)]
 struct Table {
@@ -116,12 +136,27 @@ impl Sender {
         })
     }
 
-    fn owns_elsewhere(&self, address: IpAddr) -> bool {
-        self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner).owns_elsewhere(address)
-    }
-
     fn probing(&self, address: IpAddr) -> bool {
         self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner).probing.contains(&address)
+    }
+
+    /// What this node does with `address` as seen from this interface: one look at the table
+    /// per frame, under one read lock.
+    fn standing(&self, address: IpAddr) -> Standing {
+        let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let here = table.by_interface.get(&self.interface).is_some_and(|owned| match address {
+            IpAddr::V4(v4) => owned.v4.contains(&v4),
+            IpAddr::V6(v6) => owned.v6.contains(&v6),
+        });
+        if here {
+            Standing::Answering
+        } else if table.probing.contains(&address) {
+            Standing::Probing
+        } else if table.owns_elsewhere(address) {
+            Standing::Elsewhere
+        } else {
+            Standing::Unknown
+        }
     }
 
     /// An RFC 5227 ARP probe or an RFC 4862 DAD solicitation for `address`.
@@ -185,27 +220,27 @@ impl Sender {
                 match arp.kind() {
                     ArpKind::Request | ArpKind::Probe => {
                         self.metrics.request_received(&self.interface, Protocol::Arp);
-                        if self.owns(target) {
-                            // A probe (sender 0.0.0.0) is answered too: that is how RFC 5227
-                            // tells the prober the address is taken.
-                            let reply = arp_reply(self.mac, arp.target_ip(), arp.sender_mac(), arp.sender_ip());
-                            self.send(Protocol::Arp, &reply, false);
-                            if arp.kind() == ArpKind::Probe {
+                        match self.standing(target) {
+                            Standing::Answering => {
+                                // A probe (sender 0.0.0.0) is answered too: that is how RFC 5227
+                                // tells the prober the address is taken.
+                                let reply = arp_reply(self.mac, arp.target_ip(), arp.sender_mac(), arp.sender_ip());
+                                self.send(Protocol::Arp, &reply, false);
+                                if arp.kind() == ArpKind::Probe {
+                                    self.claimed(target, arp.sender_mac(), true);
+                                }
+                            }
+                            // Another host probes for the address this node probes for.
+                            Standing::Probing if arp.kind() == ArpKind::Probe => {
                                 self.claimed(target, arp.sender_mac(), true);
                             }
-                        } else if arp.kind() == ArpKind::Probe && self.probing(target) {
-                            // Another host probes for the address this node probes for.
-                            self.claimed(target, arp.sender_mac(), true);
-                        } else {
-                            self.ignore_unowned(target);
+                            standing => self.ignore_unowned(standing),
                         }
                     }
-                    ArpKind::Announcement | ArpKind::GratuitousReply if self.owns(target) || self.probing(target) => {
+                    ArpKind::Announcement | ArpKind::GratuitousReply if self.standing(target).claimable() => {
                         self.claimed(target, arp.sender_mac(), false);
                     }
-                    ArpKind::Reply
-                        if self.owns(IpAddr::V4(arp.sender_ip())) || self.probing(IpAddr::V4(arp.sender_ip())) =>
-                    {
+                    ArpKind::Reply if self.standing(IpAddr::V4(arp.sender_ip())).claimable() => {
                         // Another host answering for an owned address (to a request we answered too).
                         self.claimed(IpAddr::V4(arp.sender_ip()), arp.sender_mac(), false);
                     }
@@ -215,15 +250,16 @@ impl Sender {
             Packet::NeighborSolicitation { ethernet, solicitation } => {
                 self.metrics.request_received(&self.interface, Protocol::Ndp);
                 let target = solicitation.target();
-                if solicitation.kind() == SolicitationKind::DuplicateAddressDetection
-                    && self.probing(IpAddr::V6(target))
-                {
-                    self.claimed(IpAddr::V6(target), ethernet.source(), true);
-                    return;
-                }
-                if !self.owns(IpAddr::V6(target)) {
-                    self.ignore_unowned(IpAddr::V6(target));
-                    return;
+                match self.standing(IpAddr::V6(target)) {
+                    Standing::Answering => {}
+                    Standing::Probing if solicitation.kind() == SolicitationKind::DuplicateAddressDetection => {
+                        self.claimed(IpAddr::V6(target), ethernet.source(), true);
+                        return;
+                    }
+                    standing => {
+                        self.ignore_unowned(standing);
+                        return;
+                    }
                 }
                 let from = self.ndp_sender(target);
                 let answer = match solicitation.kind() {
@@ -241,7 +277,7 @@ impl Sender {
             }
             Packet::NeighborAdvertisement { ethernet, advertisement } => {
                 let target = IpAddr::V6(advertisement.target());
-                if self.owns(target) || self.probing(target) {
+                if self.standing(target).claimable() {
                     let mac = advertisement.target_link_layer().unwrap_or(ethernet.source());
                     self.claimed(IpAddr::V6(advertisement.target()), mac, false);
                 } else {
@@ -268,8 +304,8 @@ impl Sender {
         let _ = self.claims.send(claim);
     }
 
-    fn ignore_unowned(&self, target: IpAddr) {
-        let reason = if self.owns_elsewhere(target) { Ignored::WrongInterface } else { Ignored::NotOwned };
+    fn ignore_unowned(&self, standing: Standing) {
+        let reason = if standing == Standing::Elsewhere { Ignored::WrongInterface } else { Ignored::NotOwned };
         self.metrics.ignored(reason);
     }
 }
