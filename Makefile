@@ -41,10 +41,11 @@ e2e: controlplane bins ## The end-to-end suite against the lab (starts it, or re
 	$(CARGO) test -p ironlb-e2e --test e2e -- $(E2E_ARGS)
 
 .PHONY: bench
-bench: controlplane bins ## Benchmarks: allocator vs first-fit, 10,000 Services in the lab, the speakers on the wire (figures: docs/benchmarks.md)
+bench: controlplane bins ## Benchmarks: allocator vs first-fit, 10,000 Services in the lab, the speakers on the wire, failover (figures: docs/benchmarks.md, chart: docs/failover.svg)
 	$(CARGO) bench -p ironlb-operator --bench allocator
 	$(CARGO) bench -p ironlb-e2e --bench operator
 	$(CARGO) bench -p ironlb-e2e --bench speaker
+	$(CARGO) bench -p ironlb-e2e --bench failover
 
 FUZZ_SECONDS ?= 60
 .PHONY: fuzz
