@@ -33,3 +33,12 @@ include "ironlb.durationMs" "1m30s" gives 90000.
 {{- end -}}
 {{- $ms -}}
 {{- end -}}
+
+{{/*
+The PromQL label matchers of one component's targets in this release, as the
+chart's ServiceMonitors scrape them: the job is the metrics Service's name.
+include "ironlb.targets" (dict "root" . "component" "speaker")
+*/}}
+{{- define "ironlb.targets" -}}
+job="{{ .root.Release.Name }}-{{ .component }}-metrics",namespace="{{ .root.Release.Namespace }}"
+{{- end -}}
