@@ -54,11 +54,11 @@ fuzz: ## Fuzz the ARP/NDP frame parser for FUZZ_SECONDS (nightly + cargo-fuzz; n
 	$(CARGO) +nightly fuzz run parse_frame fuzz/corpus/parse_frame fuzz/seeds/parse_frame -- -max_total_time=$(FUZZ_SECONDS)
 
 .PHONY: crds
-crds: ## Regenerate charts/ironlb/crds from the Rust API types
+crds: ## Regenerate charts/ironlb/crds and docs/reference.md from the Rust API types and the values schema
 	$(CARGO) run --quiet -p ironlb-crds --bin crdgen
 
 .PHONY: crds-check
-crds-check: ## Fail when charts/ironlb/crds is not what `make crds` would write
+crds-check: ## Fail when charts/ironlb/crds or docs/reference.md is not what `make crds` would write
 	$(CARGO) run --quiet -p ironlb-crds --bin crdgen -- --check
 
 .PHONY: chart-rules
