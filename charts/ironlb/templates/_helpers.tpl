@@ -42,3 +42,11 @@ include "ironlb.targets" (dict "root" . "component" "speaker")
 {{- define "ironlb.targets" -}}
 job="{{ .root.Release.Name }}-{{ .component }}-metrics",namespace="{{ .root.Release.Namespace }}"
 {{- end -}}
+
+{{/* The labels of one alert: its severity, then metrics.prometheusRule.additionalAlertLabels. include "ironlb.alertLabels" (list "warning" $extra) */}}
+{{- define "ironlb.alertLabels" -}}
+severity: {{ index . 0 }}
+{{- with index . 1 }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
