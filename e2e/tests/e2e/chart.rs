@@ -2,6 +2,7 @@
 //! `helm template` renders it: what a user relies on when they install it.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use ironlb_e2e::{CommandOutput, Lab, block_on};
@@ -615,18 +616,41 @@ fn sample_names(exposition: &str) -> BTreeSet<String> {
     names
 }
 
-/// What the lab's running operator (the leader) and a speaker export on `/metrics`: the names
-/// the binaries really register, encoder suffixes included.
-fn exported_metrics(lab: &Lab) -> Result<BTreeSet<String>> {
-    let leader = lab.run("e2e/lab/operator.sh", &["leader"])?.ok()?.stdout.trim().parse::<u16>()?;
-    let url = format!("http://127.0.0.1:{}/metrics", 17472 + leader);
-    let mut names = sample_names(&lab.run("curl", &["-fsS", &url])?.ok()?.stdout);
-    let node = lab.nodes()?.into_iter().next().context("the lab has no node")?;
-    let speaker = lab.in_netns(&node, &["curl", "-fsS", "http://127.0.0.1:7473/metrics"])?.ok()?.stdout;
-    names.extend(sample_names(&speaker));
-    for prefix in ["ironlb_operator_", "ironlb_speaker_"] {
-        ensure!(names.iter().any(|n| n.starts_with(prefix)), "no {prefix} metric scraped from the lab: {names:?}");
-    }
+/// Every sample name the operator and the speaker export, from their own telemetry code with
+/// each recorder called once: a family without a sample is not exported at all (so a scrape of
+/// the lab would miss, say, allocation failures until one happened), and a name a rule or panel
+/// uses that is not here fails the test rather than passing unnoticed. A new metric that a rule
+/// uses must be recorded here once.
+fn exported_metrics() -> Result<BTreeSet<String>> {
+    use ironlb_crds::address::Family;
+    use ironlb_speaker::packet::PacketError;
+    use ironlb_speaker::telemetry::{Ignored, Protocol};
+
+    let operator = ironlb_operator::telemetry::Metrics::new();
+    operator.record_allocation("pool");
+    operator.record_failure("PoolExhausted");
+    operator.record_release();
+    operator.set_announcer_addresses("pool", 1, 1, 1);
+    operator.record_announcer_changes("pool", 1);
+    operator.set_pool_usage("pool", Family::V4, 10.0, 1.0);
+    operator.observe_reconcile(ironlb_operator::telemetry::Controller::Service, Duration::from_millis(1), false);
+    operator.set_leader(true);
+
+    let speaker = ironlb_speaker::telemetry::Metrics::new();
+    speaker.request_received("eth0", Protocol::Arp);
+    speaker.reply_sent("eth0", Protocol::Arp);
+    speaker.gratuitous_sent("eth0", Protocol::Ndp);
+    speaker.send_error("eth0", Protocol::Arp);
+    speaker.ignored(Ignored::NotOwned);
+    speaker.malformed(PacketError::Truncated);
+    speaker.set_announced(1, 1);
+    speaker.announcer_changed();
+    speaker.conflict();
+    speaker.yielded();
+    speaker.lease_renewal_failed();
+
+    let mut names = sample_names(&operator.render()?);
+    names.extend(sample_names(&speaker.render()?));
     Ok(names)
 }
 
@@ -634,7 +658,7 @@ fn alert_rules_use_only_metrics_the_binaries_export(lab: &Lab) -> Result<()> {
     let objects = render(lab, NAMESPACE, &["metrics.prometheusRule.enabled=true"])?;
     let rules = objects_of(&objects, "PrometheusRule");
     ensure!(rules.len() == 1, "{} PrometheusRules rendered", rules.len());
-    let exported = exported_metrics(lab)?;
+    let exported = exported_metrics()?;
     // The rules select targets by job: the metrics Services' names, as a ServiceMonitor names them.
     let jobs: Vec<String> = objects_of(&objects, "Service")
         .iter()
@@ -650,7 +674,10 @@ fn alert_rules_use_only_metrics_the_binaries_export(lab: &Lab) -> Result<()> {
             let used = ironlb_metrics_in(expr);
             ensure!(!used.is_empty() || expr.contains("up{"), "{alert} watches no ironlb metric: {expr}");
             let missing: Vec<&String> = used.iter().filter(|name| !exported.contains(*name)).collect();
-            ensure!(missing.is_empty(), "{alert} uses {missing:?}, which the binaries do not export: {expr}");
+            ensure!(
+                missing.is_empty(),
+                "{alert} uses {missing:?}, which the binaries do not export (see exported_metrics): {expr}"
+            );
             ensure!(jobs.iter().any(|job| expr.contains(job.as_str())), "{alert} selects no job of {jobs:?}: {expr}");
             for annotation in ["summary", "description"] {
                 let text = rule["annotations"][annotation].as_str().unwrap_or_default();
@@ -716,7 +743,7 @@ fn dashboard_ships_for_the_grafana_sidecar_with_exported_metrics(lab: &Lab) -> R
         "no Prometheus data source variable: {variables:?}"
     );
 
-    let exported = exported_metrics(lab)?;
+    let exported = exported_metrics()?;
     let mut used = BTreeSet::new();
     let panels = dashboard["panels"].as_array().context("no panels")?;
     for panel in panels.iter().filter(|p| p["type"] != "row") {
@@ -728,7 +755,9 @@ fn dashboard_ships_for_the_grafana_sidecar_with_exported_metrics(lab: &Lab) -> R
             let names = ironlb_metrics_in(expr);
             ensure!(!names.is_empty(), "panel {title} queries no ironlb metric: {expr}");
             if let Some(missing) = names.iter().find(|name| !exported.contains(*name)) {
-                bail!("panel {title} queries {missing}, which the binaries do not export: {expr}");
+                bail!(
+                    "panel {title} queries {missing}, which the binaries do not export (see exported_metrics): {expr}"
+                );
             }
             used.extend(names);
         }
