@@ -55,18 +55,22 @@ fuzz: ## Fuzz the ARP/NDP frame parser for FUZZ_SECONDS (nightly + cargo-fuzz; n
 	$(CARGO) +nightly fuzz run parse_frame fuzz/corpus/parse_frame fuzz/seeds/parse_frame -- -max_total_time=$(FUZZ_SECONDS)
 
 .PHONY: crds
-crds: ## Regenerate charts/ironlb/crds from the Rust API types
+crds: ## Regenerate charts/ironlb/crds and docs/reference.md from the Rust API types and the values schema
 	$(CARGO) run --quiet -p ironlb-crds --bin crdgen
 
 .PHONY: crds-check
-crds-check: ## Fail when charts/ironlb/crds is not what `make crds` would write
+crds-check: ## Fail when charts/ironlb/crds or docs/reference.md is not what `make crds` would write
 	$(CARGO) run --quiet -p ironlb-crds --bin crdgen -- --check
+
+.PHONY: chart-rules
+chart-rules: ## promtool check and unit tests of the chart's alerting rules (builds promtool into e2e/bin once)
+	charts/ironlb/tests/rules.sh
 
 .PHONY: lint
 lint: ## rustfmt check, clippy with warnings denied, shellcheck of the scripts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	shellcheck -x --source-path=SCRIPTDIR .ci/run scripts/*.sh e2e/*.sh e2e/lab/*.sh e2e/lab/up.d/*.sh e2e/controlplane/*.sh
+	shellcheck -x --source-path=SCRIPTDIR .ci/run scripts/*.sh e2e/*.sh e2e/lab/*.sh e2e/lab/up.d/*.sh e2e/controlplane/*.sh charts/ironlb/tests/*.sh
 
 .PHONY: fmt
 fmt: ## Format the Rust code

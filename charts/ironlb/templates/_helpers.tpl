@@ -33,3 +33,20 @@ include "ironlb.durationMs" "1m30s" gives 90000.
 {{- end -}}
 {{- $ms -}}
 {{- end -}}
+
+{{/*
+The PromQL label matchers of one component's targets in this release, as the
+chart's ServiceMonitors scrape them: the job is the metrics Service's name.
+include "ironlb.targets" (dict "root" . "component" "speaker")
+*/}}
+{{- define "ironlb.targets" -}}
+job="{{ .root.Release.Name }}-{{ .component }}-metrics",namespace="{{ .root.Release.Namespace }}"
+{{- end -}}
+
+{{/* The labels of one alert: its severity, then metrics.prometheusRule.additionalAlertLabels. include "ironlb.alertLabels" (list "warning" $extra) */}}
+{{- define "ironlb.alertLabels" -}}
+severity: {{ index . 0 }}
+{{- with index . 1 }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

@@ -1,7 +1,10 @@
 //! The Helm chart as the lab installed it with the real `helm`, and as
 //! `helm template` renders it: what a user relies on when they install it.
 
-use anyhow::{Context, Result, ensure};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
 use ironlb_e2e::{CommandOutput, Lab, block_on};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
@@ -32,6 +35,14 @@ pub(crate) const TESTS: &[Test] = &[
         "chart::installed_service_accounts_can_do_their_job_and_no_more",
         installed_service_accounts_can_do_their_job_and_no_more,
     ),
+    ("chart::renders_no_monitoring_objects_by_default", renders_no_monitoring_objects_by_default),
+    ("chart::service_monitors_scrape_both_metrics_services", service_monitors_scrape_both_metrics_services),
+    ("chart::alert_rules_use_only_metrics_the_binaries_export", alert_rules_use_only_metrics_the_binaries_export),
+    (
+        "chart::dashboard_ships_for_the_grafana_sidecar_with_exported_metrics",
+        dashboard_ships_for_the_grafana_sidecar_with_exported_metrics,
+    ),
+    ("chart::refuses_a_bad_monitoring_value_by_name", refuses_a_bad_monitoring_value_by_name),
 ];
 
 /// The Kubernetes version `helm template` renders for: the lab's, so only the
@@ -92,9 +103,25 @@ fn helm_install_puts_the_chart_crds_in_place(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
+/// Value combinations the chart must render and lint cleanly with: the
+/// defaults, and each monitoring option alone and together.
+const MONITORING: &[&[&str]] = &[
+    &[],
+    &["metrics.serviceMonitor.enabled=true"],
+    &["metrics.prometheusRule.enabled=true"],
+    &["grafanaDashboard.enabled=true"],
+    &["metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "grafanaDashboard.enabled=true"],
+];
+
 fn lints_clean(lab: &Lab) -> Result<()> {
-    let lint = lab.helm(&["lint", "--strict", "charts/ironlb"])?.ok()?;
-    ensure!(lint.stdout.contains("0 chart(s) failed"), "helm lint said:\n{}", lint.stdout);
+    for sets in MONITORING {
+        let mut args = vec!["lint", "--strict", "charts/ironlb", "--kube-version", KUBE_VERSION];
+        for set in *sets {
+            args.extend(["--set", set]);
+        }
+        let lint = lab.helm(&args)?.ok()?;
+        ensure!(lint.stdout.contains("0 chart(s) failed"), "helm lint with {sets:?} said:\n{}", lint.stdout);
+    }
     Ok(())
 }
 
@@ -452,6 +479,331 @@ fn installed_service_accounts_can_do_their_job_and_no_more(lab: &Lab) -> Result<
             answer.stderr
         );
         ensure!((said == "yes") == *allowed, "{account} can-i {}: {said}", question.join(" "));
+    }
+    Ok(())
+}
+
+/// The kinds the monitoring options add, and the label the Grafana sidecar looks for.
+const MONITORING_KINDS: &[&str] = &["ServiceMonitor", "PrometheusRule"];
+const SIDECAR_LABEL: &str = "grafana_dashboard";
+
+/// Every rendered object of `kind`.
+fn objects_of<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+/// The rendered ConfigMaps carrying the Grafana sidecar's label.
+fn dashboards(objects: &[Value]) -> Vec<&Value> {
+    objects_of(objects, "ConfigMap").into_iter().filter(|c| !c["metadata"]["labels"][SIDECAR_LABEL].is_null()).collect()
+}
+
+fn renders_no_monitoring_objects_by_default(lab: &Lab) -> Result<()> {
+    let objects = render(lab, NAMESPACE, &[])?;
+    for kind in MONITORING_KINDS {
+        ensure!(objects_of(&objects, kind).is_empty(), "the defaults render a {kind}");
+    }
+    ensure!(dashboards(&objects).is_empty(), "the defaults render a dashboard ConfigMap");
+    // Each option renders only its own objects.
+    let only_rules = render(lab, NAMESPACE, &["metrics.prometheusRule.enabled=true"])?;
+    ensure!(objects_of(&only_rules, "ServiceMonitor").is_empty(), "the PrometheusRule alone brings ServiceMonitors");
+    ensure!(dashboards(&only_rules).is_empty(), "the PrometheusRule alone brings a dashboard");
+    Ok(())
+}
+
+/// Whether `labels` carries every entry of `selector` (a `matchLabels`).
+fn selects(selector: &Value, labels: &Value) -> bool {
+    selector.as_object().is_some_and(|wanted| !wanted.is_empty() && wanted.iter().all(|(k, v)| labels[k] == *v))
+}
+
+fn service_monitors_scrape_both_metrics_services(lab: &Lab) -> Result<()> {
+    let sets = [
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.interval=15s",
+        "metrics.serviceMonitor.labels.release=prometheus",
+        "metrics.serviceMonitor.relabelings[0].targetLabel=cluster",
+        "metrics.serviceMonitor.relabelings[0].replacement=lab",
+    ];
+    let objects = render(lab, NAMESPACE, &sets)?;
+    let monitors = objects_of(&objects, "ServiceMonitor");
+    ensure!(monitors.len() == 2, "{} ServiceMonitors rendered, not one per component", monitors.len());
+    for component in ["operator", "speaker"] {
+        let name = format!("{RELEASE}-{component}");
+        let monitor = object(&objects, "ServiceMonitor", &name)?;
+        ensure!(monitor["apiVersion"] == "monitoring.coreos.com/v1", "{name} is {}", monitor["apiVersion"]);
+        ensure!(monitor["metadata"]["namespace"] == NAMESPACE, "{name} is not in {NAMESPACE}");
+        ensure!(monitor["metadata"]["labels"]["release"] == "prometheus", "{name} lacks the extra label");
+        ensure!(
+            strings(&monitor["spec"]["namespaceSelector"]["matchNames"]) == [NAMESPACE],
+            "{name} looks in {}",
+            monitor["spec"]["namespaceSelector"]
+        );
+        // It must select exactly the component's metrics Service, by labels that Service has...
+        let selector = &monitor["spec"]["selector"]["matchLabels"];
+        let services: Vec<&Value> = objects_of(&objects, "Service")
+            .into_iter()
+            .filter(|service| selects(selector, &service["metadata"]["labels"]))
+            .collect();
+        let service_name = format!("{name}-metrics");
+        ensure!(
+            services.len() == 1 && services[0]["metadata"]["name"] == service_name.as_str(),
+            "{name} selects {:?}, not the Service {service_name}",
+            services.iter().map(|s| &s["metadata"]["name"]).collect::<Vec<_>>()
+        );
+        // ...and scrape ports that Service names.
+        let ports: Vec<&str> =
+            services[0]["spec"]["ports"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+        let endpoints = monitor["spec"]["endpoints"].as_array().context("no endpoints")?;
+        ensure!(!endpoints.is_empty(), "{name} has no endpoints");
+        for endpoint in endpoints {
+            let port = endpoint["port"].as_str().unwrap_or_default();
+            ensure!(ports.contains(&port), "{name} scrapes port {port:?}; {service_name} has {ports:?}");
+            ensure!(endpoint["path"] == "/metrics" && endpoint["interval"] == "15s", "{name} endpoint {endpoint}");
+            let relabelings = endpoint["relabelings"].as_array().cloned().unwrap_or_default();
+            ensure!(
+                relabelings.last() == Some(&json!({"targetLabel": "cluster", "replacement": "lab"})),
+                "{name} does not end with the user's relabeling: {relabelings:?}"
+            );
+            let node = json!({"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"});
+            ensure!(
+                relabelings.contains(&node) == (component == "speaker"),
+                "{name}: the node label belongs to the speakers' samples only: {relabelings:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The metric names in a PromQL expression that belong to ironlb (`ironlb_…`), outside quoted
+/// label values.
+fn ironlb_metrics_in(expr: &str) -> BTreeSet<String> {
+    let mut unquoted = String::new();
+    let mut quote = None;
+    for c in expr.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' || c == '`' => quote = Some(c),
+            None => unquoted.push(c),
+        }
+    }
+    unquoted
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|word| word.starts_with("ironlb_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The sample names of an OpenMetrics exposition, from its `# TYPE` lines, so families that have
+/// no sample yet (a failure reason never seen) count too: a counter `x` is sampled as `x_total`,
+/// a histogram as `x_bucket`, `x_sum` and `x_count`.
+fn sample_names(exposition: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in exposition.lines() {
+        let mut words = line.split_whitespace();
+        let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            continue;
+        };
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            "summary" => &["", "_sum", "_count"],
+            _ => &[""],
+        };
+        names.extend(suffixes.iter().map(|suffix| format!("{name}{suffix}")));
+    }
+    names
+}
+
+/// Every sample name the operator and the speaker export, from their own telemetry code with
+/// each recorder called once: a family without a sample is not exported at all (so a scrape of
+/// the lab would miss, say, allocation failures until one happened), and a name a rule or panel
+/// uses that is not here fails the test rather than passing unnoticed. A new metric that a rule
+/// uses must be recorded here once.
+fn exported_metrics() -> Result<BTreeSet<String>> {
+    use ironlb_crds::address::Family;
+    use ironlb_speaker::packet::PacketError;
+    use ironlb_speaker::telemetry::{Ignored, Protocol};
+
+    let operator = ironlb_operator::telemetry::Metrics::new();
+    operator.record_allocation("pool");
+    operator.record_failure("PoolExhausted");
+    operator.record_release();
+    operator.set_announcer_addresses("pool", 1, 1, 1);
+    operator.record_announcer_changes("pool", 1);
+    operator.set_pool_usage("pool", Family::V4, 10.0, 1.0);
+    operator.observe_reconcile(ironlb_operator::telemetry::Controller::Service, Duration::from_millis(1), false);
+    operator.set_leader(true);
+
+    let speaker = ironlb_speaker::telemetry::Metrics::new();
+    speaker.request_received("eth0", Protocol::Arp);
+    speaker.reply_sent("eth0", Protocol::Arp);
+    speaker.gratuitous_sent("eth0", Protocol::Ndp);
+    speaker.send_error("eth0", Protocol::Arp);
+    speaker.ignored(Ignored::NotOwned);
+    speaker.malformed(PacketError::Truncated);
+    speaker.set_announced(1, 1);
+    speaker.announcer_changed();
+    speaker.conflict();
+    speaker.yielded();
+    speaker.lease_renewal_failed();
+
+    let mut names = sample_names(&operator.render()?);
+    names.extend(sample_names(&speaker.render()?));
+    Ok(names)
+}
+
+fn alert_rules_use_only_metrics_the_binaries_export(lab: &Lab) -> Result<()> {
+    let objects = render(lab, NAMESPACE, &["metrics.prometheusRule.enabled=true"])?;
+    let rules = objects_of(&objects, "PrometheusRule");
+    ensure!(rules.len() == 1, "{} PrometheusRules rendered", rules.len());
+    let exported = exported_metrics()?;
+    // The rules select targets by job: the metrics Services' names, as a ServiceMonitor names them.
+    let jobs: Vec<String> = objects_of(&objects, "Service")
+        .iter()
+        .filter_map(|s| s["metadata"]["name"].as_str())
+        .filter(|name| name.ends_with("-metrics"))
+        .map(|name| format!("job=\"{name}\""))
+        .collect();
+    let mut alerts = Vec::new();
+    for group in rules[0]["spec"]["groups"].as_array().context("no rule groups")? {
+        for rule in group["rules"].as_array().context("a rule group without rules")? {
+            let alert = rule["alert"].as_str().context("a rule that is not an alert")?;
+            let expr = rule["expr"].as_str().with_context(|| format!("{alert} has no expr"))?;
+            let used = ironlb_metrics_in(expr);
+            ensure!(!used.is_empty() || expr.contains("up{"), "{alert} watches no ironlb metric: {expr}");
+            let missing: Vec<&String> = used.iter().filter(|name| !exported.contains(*name)).collect();
+            ensure!(
+                missing.is_empty(),
+                "{alert} uses {missing:?}, which the binaries do not export (see exported_metrics): {expr}"
+            );
+            ensure!(jobs.iter().any(|job| expr.contains(job.as_str())), "{alert} selects no job of {jobs:?}: {expr}");
+            for annotation in ["summary", "description"] {
+                let text = rule["annotations"][annotation].as_str().unwrap_or_default();
+                ensure!(!text.trim().is_empty(), "{alert} has no {annotation}");
+            }
+            ensure!(rule["labels"]["severity"].is_string(), "{alert} has no severity");
+            alerts.push(alert.to_owned());
+        }
+    }
+    let expected = [
+        "IronLBPoolNearlyExhausted",
+        "IronLBAllocationFailures",
+        "IronLBAddressesNotAnnounced",
+        "IronLBAddressConflict",
+        "IronLBSpeakerLeaseRenewFailures",
+        "IronLBSpeakerDown",
+        "IronLBOperatorNoLeader",
+    ];
+    ensure!(alerts == expected, "the rule renders the alerts {alerts:?}, not {expected:?}");
+
+    // Thresholds, durations and switches flow into the rule.
+    let sets = [
+        "metrics.prometheusRule.enabled=true",
+        "metrics.prometheusRule.alerts.poolNearlyExhausted.ratio=0.75",
+        "metrics.prometheusRule.alerts.poolNearlyExhausted.for=1h",
+        "metrics.prometheusRule.alerts.speakerDown.enabled=false",
+    ];
+    let objects = render(lab, NAMESPACE, &sets)?;
+    let rule = object(&objects, "PrometheusRule", RELEASE)?;
+    let rendered = rule["spec"]["groups"][0]["rules"].as_array().context("no rules")?;
+    let pool = rendered.iter().find(|r| r["alert"] == "IronLBPoolNearlyExhausted").context("no pool alert")?;
+    ensure!(
+        pool["expr"].as_str().is_some_and(|e| e.trim_end().ends_with(">= 0.75")) && pool["for"] == "1h",
+        "the pool alert ignores its settings: {pool}"
+    );
+    ensure!(!rendered.iter().any(|r| r["alert"] == "IronLBSpeakerDown"), "a disabled alert is rendered");
+    Ok(())
+}
+
+fn dashboard_ships_for_the_grafana_sidecar_with_exported_metrics(lab: &Lab) -> Result<()> {
+    let sets = [
+        "grafanaDashboard.enabled=true",
+        "grafanaDashboard.namespace=monitoring",
+        "grafanaDashboard.annotations.grafana_folder=ironlb",
+    ];
+    let objects = render(lab, NAMESPACE, &sets)?;
+    let maps = dashboards(&objects);
+    ensure!(maps.len() == 1, "{} dashboard ConfigMaps rendered", maps.len());
+    let map = maps[0];
+    ensure!(map["metadata"]["labels"][SIDECAR_LABEL] == "1", "the sidecar label is {}", map["metadata"]["labels"]);
+    ensure!(map["metadata"]["namespace"] == "monitoring", "the dashboard is in {}", map["metadata"]["namespace"]);
+    ensure!(map["metadata"]["annotations"]["grafana_folder"] == "ironlb", "no folder annotation: {}", map["metadata"]);
+    let text = map["data"]["ironlb.json"].as_str().context("the ConfigMap has no ironlb.json")?;
+    let dashboard: Value = serde_json::from_str(text).context("ironlb.json is not JSON")?;
+    ensure!(
+        dashboard["schemaVersion"].as_u64().is_some_and(|v| v >= 36),
+        "schemaVersion {}",
+        dashboard["schemaVersion"]
+    );
+    let variables = dashboard["templating"]["list"].as_array().context("no template variables")?;
+    ensure!(
+        variables.iter().any(|v| v["name"] == "datasource" && v["type"] == "datasource" && v["query"] == "prometheus"),
+        "no Prometheus data source variable: {variables:?}"
+    );
+
+    let exported = exported_metrics()?;
+    let mut used = BTreeSet::new();
+    let panels = dashboard["panels"].as_array().context("no panels")?;
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        let title = panel["title"].as_str().unwrap_or_default();
+        ensure!(panel["datasource"]["uid"] == "${datasource}", "panel {title} has a fixed data source");
+        let targets = panel["targets"].as_array().filter(|t| !t.is_empty());
+        for target in targets.with_context(|| format!("panel {title} queries nothing"))? {
+            let expr = target["expr"].as_str().with_context(|| format!("panel {title} has a target without expr"))?;
+            let names = ironlb_metrics_in(expr);
+            ensure!(!names.is_empty(), "panel {title} queries no ironlb metric: {expr}");
+            if let Some(missing) = names.iter().find(|name| !exported.contains(*name)) {
+                bail!(
+                    "panel {title} queries {missing}, which the binaries do not export (see exported_metrics): {expr}"
+                );
+            }
+            used.extend(names);
+        }
+    }
+    // The panels the issue asks for: pool usage, allocations and failures, announcer changes,
+    // ARP/NDP traffic, conflicts, Lease renewals, malformed frames.
+    for name in [
+        "ironlb_operator_pool_addresses_in_use",
+        "ironlb_operator_allocations_total",
+        "ironlb_operator_allocation_failures_total",
+        "ironlb_speaker_announcer_changes_total",
+        "ironlb_speaker_requests_received_total",
+        "ironlb_speaker_replies_sent_total",
+        "ironlb_speaker_gratuitous_sent_total",
+        "ironlb_speaker_address_conflicts_total",
+        "ironlb_speaker_lease_renewal_failures_total",
+        "ironlb_speaker_malformed_frames_dropped_total",
+    ] {
+        ensure!(used.contains(name), "no panel shows {name}");
+    }
+    Ok(())
+}
+
+/// Each entry: a `--set` of a monitoring value the schema must refuse, and the path the refusal
+/// must name.
+const BAD_MONITORING_VALUES: &[(&str, &str)] = &[
+    ("metrics.serviceMonitor.enabled=maybe", "/metrics/serviceMonitor/enabled"),
+    ("metrics.serviceMonitor.interval=30", "/metrics/serviceMonitor/interval"),
+    ("metrics.serviceMonitor.relabelings=none", "/metrics/serviceMonitor/relabelings"),
+    (
+        "metrics.prometheusRule.alerts.poolNearlyExhausted.ratio=1.5",
+        "/metrics/prometheusRule/alerts/poolNearlyExhausted/ratio",
+    ),
+    ("metrics.prometheusRule.alerts.speakerDown.for=5 minutes", "/metrics/prometheusRule/alerts/speakerDown/for"),
+    ("metrics.prometheusRule.alerts.speakerDwn.enabled=false", "speakerDwn"),
+    ("grafanaDashboard.labels.grafana_dashboard=1", "/grafanaDashboard/labels/grafana_dashboard"),
+];
+
+fn refuses_a_bad_monitoring_value_by_name(lab: &Lab) -> Result<()> {
+    for (set, named) in BAD_MONITORING_VALUES {
+        let refused = template(lab, NAMESPACE, &[set])?.refused().with_context(|| format!("{set} was accepted"))?;
+        ensure!(
+            refused.stderr.contains("values don't meet the specifications") && refused.stderr.contains(named),
+            "refusing {set} did not name {named}:\n{}",
+            refused.stderr
+        );
     }
     Ok(())
 }
