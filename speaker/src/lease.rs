@@ -96,8 +96,11 @@ impl LeaseSettings {
         if self.duration < Duration::from_secs(1) {
             return Err(LeaseError::InvalidSettings("the lease duration must be at least one second"));
         }
-        if self.renew_interval >= self.duration {
-            return Err(LeaseError::InvalidSettings("the renew interval must be shorter than the lease duration"));
+        // Peers hold a node whose Lease expired until another node's renewal is seen half a
+        // duration after its last one (see `Peers::node_facts`): with renewals at most half a
+        // duration apart, a crash is still noticed at the Lease duration.
+        if self.renew_interval * 2 > self.duration {
+            return Err(LeaseError::InvalidSettings("the renew interval must be at most half the lease duration"));
         }
         if i32::try_from(self.duration.as_secs().saturating_add(1)).is_err() {
             return Err(LeaseError::InvalidSettings("the lease duration is too long"));

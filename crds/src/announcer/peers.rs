@@ -160,6 +160,8 @@ pub struct Peer {
     pub facts_unreadable: bool,
     /// When the reader stops counting it live; `None` when the Lease is not live at all.
     pub expires_at: Option<Instant>,
+    /// When the reader last saw it renewed (or first saw it).
+    observed_at: Instant,
     /// The `resourceVersion` of the Lease last seen: the same version seen again (a relist, a
     /// repeated watch event) is not a renewal.
     resource_version: Option<String>,
@@ -186,7 +188,8 @@ impl Peers {
         let facts_unreadable = !matches!(parsed, Some(Ok(_)));
         let facts = parsed.and_then(Result::ok).unwrap_or_default();
         let expires_at = lease_lifetime(lease).and_then(|lifetime| now.checked_add(lifetime));
-        self.nodes.insert(node.to_owned(), Peer { facts, facts_unreadable, expires_at, resource_version });
+        let peer = Peer { facts, facts_unreadable, expires_at, observed_at: now, resource_version };
+        self.nodes.insert(node.to_owned(), peer);
         self.nodes.get_key_value(node).map(|(name, _)| name.as_str())
     }
 
@@ -198,7 +201,42 @@ impl Peers {
         let Some(peer) = self.nodes.get(node) else { return true };
         let annotation = lease.metadata.annotations.as_ref().and_then(|a| a.get(NODE_FACTS_ANNOTATION));
         let facts = annotation.and_then(|value| PublishedNode::from_annotation(value).ok()).unwrap_or_default();
-        !self.is_live(node, now) || lease_lifetime(lease).is_none() || facts != peer.facts
+        !self.is_live(node, now) || lease_lifetime(lease).is_none() || facts != peer.facts || self.confirms_expiry(now)
+    }
+
+    /// Whether a renewal seen at `now` turns a held node (expired, but see [`Self::counts_live`])
+    /// into a dead one: the evidence that the API server works arrived.
+    fn confirms_expiry(&self, now: Instant) -> bool {
+        let latest = self.latest_observation();
+        self.nodes.values().any(|peer| {
+            peer.expires_at.is_some_and(|expires_at| expires_at <= now)
+                && self.counts_live(peer, now, latest)
+                && !self.counts_live(peer, now, latest.max(Some(now)))
+        })
+    }
+
+    /// The last time any renewal was seen.
+    fn latest_observation(&self) -> Option<Instant> {
+        self.nodes.values().map(|peer| peer.observed_at).max()
+    }
+
+    /// Whether `peer` counts as live for a decision at `now`, `latest` being the last time any
+    /// renewal was seen: its Lease has not expired — or it has, but no node's renewal has been
+    /// seen since half a lifetime after its own last one.
+    ///
+    /// A node whose Lease expires while its peers keep renewing is dead. But when the API server
+    /// goes away, every node stops renewing at once, and the node that happened to renew last
+    /// would see the others expire first and take their addresses in the first seconds of the
+    /// outage. Holding an expired node until someone else's renewal proves the API server
+    /// still works closes that race; a crash still expires at the Lease duration, since the
+    /// survivors renew every fraction of it (the renew interval is at most half the duration).
+    fn counts_live(&self, peer: &Peer, now: Instant, latest: Option<Instant>) -> bool {
+        let Some(expires_at) = peer.expires_at else { return false };
+        if now < expires_at {
+            return true;
+        }
+        let half_lifetime = expires_at.saturating_duration_since(peer.observed_at) / 2;
+        latest.is_none_or(|latest| latest < peer.observed_at + half_lifetime)
     }
 
     /// Forgets a deleted Lease: its node is no longer live.
@@ -231,15 +269,12 @@ impl Peers {
         self.nodes.get(node).and_then(|peer| peer.expires_at).is_some_and(|expires_at| now < expires_at)
     }
 
-    /// The facts of every node with a Lease, liveness judged at `now`, sorted by node name.
+    /// The facts of every node with a Lease, liveness judged at `now` (an expired node is held
+    /// live until another node's renewal proves the API server works, see
+    /// [`Self::counts_live`]), sorted by node name.
     pub fn node_facts(&self, now: Instant) -> Vec<NodeFacts> {
-        self.nodes
-            .iter()
-            .map(|(name, peer)| {
-                let live = peer.expires_at.is_some_and(|expires_at| now < expires_at);
-                peer.facts.to_facts(name, live)
-            })
-            .collect()
+        let latest = self.latest_observation();
+        self.nodes.iter().map(|(name, peer)| peer.facts.to_facts(name, self.counts_live(peer, now, latest))).collect()
     }
 
     /// The next instant after `now` at which a live node stops being live: when to decide again,
@@ -349,6 +384,49 @@ mod tests {
         peers.observe(&lease("node-b", Some(&facts), Some("pod-b")), seen);
         assert_eq!(peers.conflicts(seen), vec![("node-b", &conflict)]);
         assert!(peers.conflicts(seen + Duration::from_secs(2)).is_empty(), "a silent node's report lapses with it");
+    }
+
+    fn live_nodes(peers: &Peers, now: Instant) -> Vec<String> {
+        peers.node_facts(now).into_iter().filter(|n| n.lease_live).map(|n| n.name).collect()
+    }
+
+    #[test]
+    fn an_expired_node_is_dead_once_another_node_renews_half_a_duration_after_it() {
+        let mut peers = Peers::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let renew = |peers: &mut Peers, node: &str, version: &str, ms: u64| {
+            peers.observe(&versioned(node, Some(&published()), Some("pod"), Some(version)), at(ms));
+        };
+        renew(&mut peers, "node-a", "1", 0);
+        renew(&mut peers, "node-b", "1", 300);
+        // node-a crashed; node-b renews every 500 ms. At node-a's expiry (2 s) node-b's renewal
+        // at 1,800 ms is more than half a duration after node-a's last: node-a is dead at once.
+        for (version, ms) in [("2", 800), ("3", 1_300), ("4", 1_800)] {
+            let lease = versioned("node-b", Some(&published()), Some("pod"), Some(version));
+            assert!(!peers.would_change(&lease, at(ms)), "a plain renewal while nobody is held");
+            peers.observe(&lease, at(ms));
+        }
+        assert_eq!(live_nodes(&peers, at(2_000)), vec!["node-b"]);
+    }
+
+    #[test]
+    fn when_every_node_stops_renewing_at_once_nobody_is_counted_dead() {
+        // The API server went away at ~400 ms: node-b renewed last, at 300 ms.
+        let mut peers = Peers::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        peers.observe(&versioned("node-a", Some(&published()), Some("pod"), Some("1")), at(0));
+        peers.observe(&versioned("node-b", Some(&published()), Some("pod"), Some("1")), at(300));
+        // node-a's Lease expires first, but nothing was renewed after it: both are held.
+        assert_eq!(live_nodes(&peers, at(2_100)), vec!["node-a", "node-b"]);
+        assert_eq!(live_nodes(&peers, at(60_000)), vec!["node-a", "node-b"]);
+        assert!(!peers.is_live("node-a", at(2_100)), "the Lease itself has expired");
+        // The API server is back: node-b's renewal is the evidence, node-a is dead.
+        let back = versioned("node-b", Some(&published()), Some("pod"), Some("2"));
+        assert!(peers.would_change(&back, at(61_000)), "the renewal confirms node-a's expiry");
+        peers.observe(&back, at(61_000));
+        assert_eq!(live_nodes(&peers, at(61_000)), vec!["node-b"]);
     }
 
     #[test]

@@ -295,11 +295,13 @@ fn settings_are_validated_and_rounded_up_to_whole_seconds() {
     let settings = LeaseSettings { duration: Duration::from_millis(2_500), ..defaults };
     assert!(settings.validate().is_ok());
     assert_eq!(settings.lease_duration_seconds(), 3, "peers wait at least as long as asked");
+    assert!(LeaseSettings { renew_interval: Duration::from_secs(1), ..defaults }.validate().is_ok(), "half is enough");
 
     let invalid = [
         LeaseSettings { renew_interval: Duration::ZERO, ..defaults },
         LeaseSettings { duration: Duration::from_millis(900), renew_interval: Duration::from_millis(300) },
         LeaseSettings { renew_interval: defaults.duration, ..defaults },
+        LeaseSettings { renew_interval: Duration::from_millis(1_001), ..defaults },
         LeaseSettings { renew_interval: Duration::from_secs(3), ..defaults },
         LeaseSettings { duration: Duration::from_secs(u64::MAX), ..defaults },
     ];
