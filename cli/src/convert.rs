@@ -107,7 +107,7 @@ pub enum ConvertError {
         second: String,
     },
     /// A pool without addresses.
-    #[error("pool {pool:?} ({from}) lists no addresses")]
+    #[error("{from}: the pool lists no addresses")]
     NoAddresses {
         /// The pool's name.
         pool: String,
@@ -116,7 +116,7 @@ pub enum ConvertError {
     },
     /// More entries than an ironlb pool takes.
     #[error(
-        "pool {pool:?} ({from}) lists {count} address entries; an ironlb pool takes at most {MAX_ADDRESSES}, so split it"
+        "{from}: the pool lists {count} address entries; an ironlb pool takes at most {MAX_ADDRESSES}, so split it"
     )]
     TooManyAddresses {
         /// The pool's name.
@@ -127,7 +127,7 @@ pub enum ConvertError {
         count: usize,
     },
     /// An entry ironlb's parser refuses; the message is the one `kubectl apply` would print.
-    #[error("pool {pool:?} ({from}), address entry {source}")]
+    #[error("{from}: address entry {source}")]
     InvalidAddress {
         /// The pool's name.
         pool: String,
@@ -137,7 +137,7 @@ pub enum ConvertError {
         source: AddressError,
     },
     /// Two entries of one pool share addresses.
-    #[error("pool {pool:?} ({from}): address entries {first:?} and {second:?} overlap")]
+    #[error("{from}: address entries {first:?} and {second:?} overlap")]
     OverlappingEntries {
         /// The pool's name.
         pool: String,
@@ -150,7 +150,7 @@ pub enum ConvertError {
     },
     /// Two pools share addresses; ironlb would give the younger one a Conflict.
     #[error(
-        "pools {first:?} ({first_from}) and {second:?} ({second_from}) share {shared}; MetalLB refuses overlapping pools too"
+        "pools {first:?} and {second:?} share {shared} ({first_from}; {second_from}); MetalLB refuses overlapping pools too"
     )]
     OverlappingPools {
         /// The pool read first.

@@ -101,7 +101,8 @@ fn invalid_address_exits_1_naming_pool_and_entry_and_writes_nothing() {
     assert!(out.stdout.is_empty());
     let error = text(&out.stderr);
     assert!(
-        error.contains(r#"pool "default""#) && error.contains(r#""192.168.3.49-192.168.3.10" is reversed"#),
+        error.contains(r#"address-pools[0] "default" of ConfigMap metallb-system/config"#)
+            && error.contains(r#"address entry "192.168.3.49-192.168.3.10" is reversed"#),
         "{error}"
     );
 }
