@@ -28,7 +28,7 @@ use thiserror::Error;
 
 use crate::input::{Found, Inputs, Origin};
 use crate::legacy::describe_peer;
-use crate::metallb_crds::{self, Kind, selects_pool};
+use crate::metallb_crds::{self, Kind};
 use crate::report::{Finding, Report};
 
 /// A converted object and a line saying what it was made from (written above it).
@@ -205,9 +205,9 @@ pub fn convert(inputs: &Inputs) -> Result<Migration, InvalidInput> {
             subject: pool.origin.to_string(),
             name: pool.name(),
             protocol: spec.protocol.as_deref(),
-            addresses: &spec.addresses,
-            auto_assign: spec.auto_assign,
-            avoid_buggy_ips: spec.avoid_buggy_ips,
+            addresses: &spec.pool.addresses,
+            auto_assign: spec.pool.auto_assign,
+            avoid_buggy_ips: spec.pool.avoid_buggy_ips,
             bgp_advertisements: spec.bgp_advertisements.len(),
         });
     }
@@ -358,23 +358,22 @@ impl Conversion {
     fn crd_pool(&mut self, pool: &Found<metallb_crds::IPAddressPoolSpec>, inputs: &Inputs) {
         let name = pool.name();
         let labels = pool.metadata.labels.clone().unwrap_or_default();
-        let by_l2 = inputs
-            .l2_advertisements
-            .iter()
-            .any(|adv| selects_pool(&adv.spec.ip_address_pools, &adv.spec.ip_address_pool_selectors, name, &labels));
+        let by_l2 = inputs.l2_advertisements.iter().any(|adv| adv.spec.pools.selects(name, &labels));
         let by_bgp: Vec<&str> = inputs
             .bgp_advertisements
             .iter()
-            .filter(|adv| selects_pool(&adv.spec.ip_address_pools, &adv.spec.ip_address_pool_selectors, name, &labels))
+            .filter(|adv| adv.spec.selects(name, &labels))
             .map(|adv| adv.name())
             .collect();
         if !by_l2 && !by_bgp.is_empty() {
             self.report.left_out.push(Finding::new(
                 &pool.origin,
                 format!(
-                    "only BGPAdvertisement {} announce it and no L2Advertisement does; {NO_BGP}, so its Services \
-                     would get addresses no router learns about",
-                    by_bgp.join(", ")
+                    "only {} {} announce{} it and no L2Advertisement does; {NO_BGP}, so its Services would get \
+                     addresses no router learns about",
+                    if by_bgp.len() == 1 { "BGPAdvertisement" } else { "BGPAdvertisements" },
+                    by_bgp.join(", "),
+                    if by_bgp.len() == 1 { "s" } else { "" },
                 ),
             ));
             return;
@@ -401,9 +400,9 @@ impl Conversion {
             name,
             from: pool.origin.to_string(),
             labels,
-            addresses: &spec.addresses,
-            auto_assign: spec.auto_assign.unwrap_or(true),
-            avoid_buggy_ips: spec.avoid_buggy_ips,
+            addresses: &spec.pool.addresses,
+            auto_assign: spec.pool.auto_assign.unwrap_or(true),
+            avoid_buggy_ips: spec.pool.avoid_buggy_ips,
             service_allocation,
         });
     }
@@ -416,7 +415,7 @@ impl Conversion {
                 || inputs.address_pools.iter().any(|p| p.name() == pool)
                 || inputs.legacy.iter().any(|c| c.spec.address_pools.iter().any(|p| p.name == pool))
         };
-        for missing in spec.ip_address_pools.iter().filter(|pool| !known(pool)) {
+        for missing in spec.pools.ip_address_pools.iter().filter(|pool| !known(pool)) {
             self.report.notes.push(Finding::new(
                 &advertisement.origin,
                 format!(
@@ -425,8 +424,8 @@ impl Conversion {
             ));
         }
         let converted = L2AdvertisementSpec {
-            ip_address_pools: spec.ip_address_pools.clone(),
-            ip_address_pool_selectors: spec.ip_address_pool_selectors.clone(),
+            ip_address_pools: spec.pools.ip_address_pools.clone(),
+            ip_address_pool_selectors: spec.pools.ip_address_pool_selectors.clone(),
             node_selectors: spec.node_selectors.clone(),
             interfaces: spec.interfaces.clone(),
         };

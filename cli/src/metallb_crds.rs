@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use ironlb_crds::announcer::selector_matches;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 use serde_json::Value;
@@ -70,10 +71,10 @@ impl Kind {
     }
 }
 
-/// `spec` of a `metallb.io/v1beta1` `IPAddressPool`.
+/// What every MetalLB pool resource says about its addresses.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct IPAddressPoolSpec {
+pub struct PoolAddresses {
     /// CIDRs and `start-end` ranges.
     #[serde(default)]
     pub addresses: Vec<String>,
@@ -83,10 +84,19 @@ pub struct IPAddressPoolSpec {
     /// Default false.
     #[serde(default, rename = "avoidBuggyIPs")]
     pub avoid_buggy_ips: bool,
+}
+
+/// `spec` of a `metallb.io/v1beta1` `IPAddressPool`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IPAddressPoolSpec {
+    /// `addresses`, `autoAssign`, `avoidBuggyIPs`.
+    #[serde(flatten)]
+    pub pool: PoolAddresses,
     /// Which Services may use the pool, and its priority.
     #[serde(default)]
     pub service_allocation: Option<ServiceAllocation>,
-    /// Fields this tool does not know.
+    /// Fields this tool does not know (declared last: it gets what the others leave).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
@@ -112,38 +122,49 @@ pub struct ServiceAllocation {
     pub unknown: BTreeMap<String, Value>,
 }
 
-/// `spec` of a `metallb.io/v1beta1` `L2Advertisement`; the same fields as ironlb's.
+/// Which pools an advertisement (L2 or BGP) selects.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct L2AdvertisementSpec {
+pub struct PoolSelection {
     /// Pools by name.
     #[serde(default)]
     pub ip_address_pools: Vec<String>,
     /// Pools by label.
     #[serde(default)]
     pub ip_address_pool_selectors: Vec<LabelSelector>,
+}
+
+impl PoolSelection {
+    /// Whether the pool `name` with `labels` is selected, by MetalLB's rule (the same as
+    /// ironlb's): named in `ipAddressPools`, or labels matching one of
+    /// `ipAddressPoolSelectors`; with both empty, every pool.
+    pub fn selects(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        (self.ip_address_pools.is_empty() && self.ip_address_pool_selectors.is_empty())
+            || self.ip_address_pools.iter().any(|pool| pool == name)
+            || self.ip_address_pool_selectors.iter().any(|selector| selector_matches(selector, labels))
+    }
+}
+
+/// `spec` of a `metallb.io/v1beta1` `L2Advertisement`; the same fields as ironlb's.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct L2AdvertisementSpec {
+    /// `ipAddressPools`, `ipAddressPoolSelectors`.
+    #[serde(flatten)]
+    pub pools: PoolSelection,
     /// Nodes that may announce.
     #[serde(default)]
     pub node_selectors: Vec<LabelSelector>,
     /// Interfaces to announce on.
     #[serde(default)]
     pub interfaces: Vec<String>,
-    /// Fields this tool does not know.
+    /// Fields this tool does not know (declared last: it gets what the others leave).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
 
-/// The pool selection of a `BGPAdvertisement`; its BGP settings do not matter here.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BGPAdvertisementSpec {
-    /// Pools by name.
-    #[serde(default)]
-    pub ip_address_pools: Vec<String>,
-    /// Pools by label.
-    #[serde(default)]
-    pub ip_address_pool_selectors: Vec<LabelSelector>,
-}
+/// `spec` of a `BGPAdvertisement`, as far as it matters here: which pools it announces.
+pub type BGPAdvertisementSpec = PoolSelection;
 
 /// `spec` of the deprecated `metallb.io/v1beta1` `AddressPool`: the legacy ConfigMap pool as
 /// a custom resource.
@@ -153,34 +174,15 @@ pub struct AddressPoolSpec {
     /// `layer2` or `bgp`.
     #[serde(default)]
     pub protocol: Option<String>,
-    /// CIDRs and `start-end` ranges.
-    #[serde(default)]
-    pub addresses: Vec<String>,
-    /// Default true.
-    #[serde(default)]
-    pub auto_assign: Option<bool>,
-    /// Default false.
-    #[serde(default, rename = "avoidBuggyIPs")]
-    pub avoid_buggy_ips: bool,
+    /// `addresses`, `autoAssign`, `avoidBuggyIPs`.
+    #[serde(flatten)]
+    pub pool: PoolAddresses,
     /// BGP settings of a `bgp` pool.
     #[serde(default)]
     pub bgp_advertisements: Vec<Value>,
-    /// Fields this tool does not know.
+    /// Fields this tool does not know (declared last: it gets what the others leave).
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
-}
-
-/// Which pools an advertisement selects, by MetalLB's rule (the same as ironlb's): a pool named
-/// in `names` or whose labels match one of `selectors`; with both empty, every pool.
-pub fn selects_pool(
-    names: &[String],
-    selectors: &[LabelSelector],
-    pool: &str,
-    pool_labels: &BTreeMap<String, String>,
-) -> bool {
-    (names.is_empty() && selectors.is_empty())
-        || names.iter().any(|name| name == pool)
-        || selectors.iter().any(|selector| ironlb_crds::announcer::selector_matches(selector, pool_labels))
 }
 
 #[cfg(test)]
@@ -201,15 +203,25 @@ mod tests {
     #[test]
     fn an_advertisement_without_pools_or_selectors_selects_every_pool() {
         let labels = BTreeMap::new();
-        assert!(selects_pool(&[], &[], "any", &labels));
-        assert!(!selects_pool(&["other".to_owned()], &[], "any", &labels));
+        assert!(PoolSelection::default().selects("any", &labels));
+        let named = PoolSelection { ip_address_pools: vec!["other".to_owned()], ..PoolSelection::default() };
+        assert!(!named.selects("any", &labels));
     }
 
     #[test]
     fn pool_selectors_match_the_pool_labels() {
-        let selector: LabelSelector = serde_json::from_str(r#"{"matchLabels": {"zone": "lan"}}"#).expect("selector");
+        let selection: PoolSelection =
+            serde_json::from_str(r#"{"ipAddressPoolSelectors": [{"matchLabels": {"zone": "lan"}}]}"#).expect("spec");
         let lan = BTreeMap::from([("zone".to_owned(), "lan".to_owned())]);
-        assert!(selects_pool(&[], std::slice::from_ref(&selector), "p", &lan));
-        assert!(!selects_pool(&[], &[selector], "p", &BTreeMap::new()));
+        assert!(selection.selects("p", &lan));
+        assert!(!selection.selects("p", &BTreeMap::new()));
+    }
+
+    #[test]
+    fn unknown_fields_are_only_those_no_other_field_takes() {
+        let spec: L2AdvertisementSpec =
+            serde_json::from_str(r#"{"ipAddressPools": ["a"], "interfaces": ["eth0"], "later": 1}"#).expect("spec");
+        assert_eq!(spec.pools.ip_address_pools, ["a"]);
+        assert_eq!(spec.unknown.keys().collect::<Vec<_>>(), ["later"]);
     }
 }

@@ -38,21 +38,19 @@ fn configmap(config: &str) -> String {
 }
 
 fn pool<'a>(migration: &'a Migration, name: &str) -> &'a IPAddressPool {
-    migration
-        .pools
-        .iter()
-        .map(|converted| &converted.object)
-        .find(|pool| pool.metadata.name.as_deref() == Some(name))
-        .unwrap_or_else(|| panic!("no pool {name} in {migration:#?}"))
+    named(&migration.pools, name)
 }
 
 fn advertisement<'a>(migration: &'a Migration, name: &str) -> &'a L2Advertisement {
-    migration
-        .advertisements
+    named(&migration.advertisements, name)
+}
+
+fn named<'a, T: kube::Resource + fmt::Debug>(converted: &'a [Converted<T>], name: &str) -> &'a T {
+    converted
         .iter()
         .map(|converted| &converted.object)
-        .find(|adv| adv.metadata.name.as_deref() == Some(name))
-        .unwrap_or_else(|| panic!("no L2Advertisement {name} in {migration:#?}"))
+        .find(|object| object.meta().name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} among {converted:#?}"))
 }
 
 fn names<T: kube::Resource>(converted: &[Converted<T>]) -> Vec<String> {
@@ -259,7 +257,11 @@ fn pool_announced_only_over_bgp_is_left_out_and_every_bgp_kind_is_reported() {
             "Community metallb-system/communities (fixture.yaml)",
         ]
     );
-    assert!(left_out[0].contains("only BGPAdvertisement routed announce it"), "{}", left_out[0]);
+    assert!(
+        left_out[0].contains("only BGPAdvertisement routed announces it and no L2Advertisement does"),
+        "{}",
+        left_out[0]
+    );
     assert!(left_out.iter().all(|line| line.contains("no BGP speaker")), "{left_out:#?}");
 }
 
