@@ -33,8 +33,8 @@ unit: ## Unit, property and integration tests (no lab needed)
 	$(CARGO) test -p ironlb-e2e --bin ironlb-lab-kubelet
 
 .PHONY: bins
-bins: ## Build the ironlb binaries the lab runs (debug)
-	$(CARGO) build -p ironlb-operator -p ironlb-speaker -p ironlb-e2e --bin ironlb-operator --bin ironlb-speaker --bin ironlb-lab-kubelet
+bins: ## Build the ironlb binaries the lab runs, and the `ironlb` CLI the e2e suite drives (debug)
+	$(CARGO) build -p ironlb-operator -p ironlb-speaker -p ironlb-cli -p ironlb-e2e --bin ironlb-operator --bin ironlb-speaker --bin ironlb --bin ironlb-lab-kubelet
 
 .PHONY: e2e
 e2e: controlplane bins ## The end-to-end suite against the lab (starts it, or reuses a running one)

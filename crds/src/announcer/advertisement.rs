@@ -95,6 +95,13 @@ impl Advertisement {
     }
 }
 
+/// Whether an object with `labels` matches `selector`, by the rules above: every requirement
+/// holds, and a selector Kubernetes would refuse matches nothing. Public so that tools judging
+/// MetalLB's selectors (`ironlb migrate`) decide exactly as the speakers do.
+pub fn selector_matches(selector: &LabelSelector, labels: &Labels) -> bool {
+    Selector::new(selector).matches(labels)
+}
+
 /// A label selector as a list of requirements that must all hold; `None` when Kubernetes would
 /// refuse the selector, which then matches nothing.
 #[derive(Clone, Debug)]

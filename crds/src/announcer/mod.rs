@@ -98,7 +98,7 @@ mod score;
 #[cfg(test)]
 mod tests;
 
-pub use advertisement::Advertisements;
+pub use advertisement::{Advertisements, selector_matches};
 pub use announcement::{Announcement, Carriers, Ineligible, Winner, announcements, service_interface};
 pub use endpoints::{EndpointIndex, EndpointSummary};
 pub use facts::{EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS, InterfaceFacts, Labels, NodeFacts, PoolFacts, ServiceFacts};

@@ -13,6 +13,7 @@ mod control_plane;
 mod demo;
 mod failover;
 mod faults;
+mod migrate;
 mod operator;
 mod speaker;
 mod support;
@@ -49,6 +50,7 @@ fn main() {
         faults::TESTS,
         failover::TESTS,
         demo::TESTS,
+        migrate::TESTS,
     ]
     .concat();
     let trials = tests
