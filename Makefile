@@ -53,6 +53,10 @@ fuzz: ## Fuzz the ARP/NDP frame parser for FUZZ_SECONDS (nightly + cargo-fuzz; n
 	mkdir -p fuzz/corpus/parse_frame
 	$(CARGO) +nightly fuzz run parse_frame fuzz/corpus/parse_frame fuzz/seeds/parse_frame -- -max_total_time=$(FUZZ_SECONDS)
 
+.PHONY: images
+images: ## Build the operator and speaker OCI images without a container engine (into target/images; docs/images.md)
+	CARGO=$(CARGO) images/build.sh
+
 .PHONY: crds
 crds: ## Regenerate charts/ironlb/crds from the Rust API types
 	$(CARGO) run --quiet -p ironlb-crds --bin crdgen
