@@ -21,7 +21,7 @@ demo: controlplane bins ## The main job: start the lab and walk the tutorial in 
 	e2e/demo.sh
 
 .PHONY: test
-test: crds-check unit e2e ## Every test: generated files, unit and integration tests, the e2e suite
+test: crds-check unit images-test e2e ## Every test: generated files, unit and integration tests, the images, the e2e suite
 
 .PHONY: build
 build: ## Build every crate (debug)
@@ -57,6 +57,10 @@ fuzz: ## Fuzz the ARP/NDP frame parser for FUZZ_SECONDS (nightly + cargo-fuzz; n
 images: ## Build the operator and speaker OCI images without a container engine (into target/images; docs/images.md)
 	CARGO=$(CARGO) images/build.sh
 
+.PHONY: images-test
+images-test: images ## Inspect the images and run their entrypoints from the unpacked rootfs (root)
+	images/test.sh
+
 .PHONY: crds
 crds: ## Regenerate charts/ironlb/crds from the Rust API types
 	$(CARGO) run --quiet -p ironlb-crds --bin crdgen
@@ -69,7 +73,7 @@ crds-check: ## Fail when charts/ironlb/crds is not what `make crds` would write
 lint: ## rustfmt check, clippy with warnings denied, shellcheck of the scripts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	shellcheck -x --source-path=SCRIPTDIR .ci/run scripts/*.sh e2e/*.sh e2e/lab/*.sh e2e/lab/up.d/*.sh e2e/controlplane/*.sh
+	shellcheck -x --source-path=SCRIPTDIR .ci/run scripts/*.sh e2e/*.sh e2e/lab/*.sh e2e/lab/up.d/*.sh e2e/controlplane/*.sh images/*.sh
 
 .PHONY: fmt
 fmt: ## Format the Rust code
