@@ -18,22 +18,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# One key of Cargo.toml's [workspace.package].
-workspace_key() { sed -n "/^\[workspace.package\]/,/^\[/s/^$1 = \"\(.*\)\"/\1/p" Cargo.toml; }
-
-version=$(workspace_key version)
-license=$(workspace_key license)
-source_url=$(workspace_key repository)
-revision=$(git rev-parse HEAD)
-git diff --quiet HEAD -- || revision="$revision-dirty"
+# shellcheck source=lib.sh
+. images/lib.sh
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
-images_dir=${IMAGES_DIR:-${CARGO_TARGET_DIR:-target}/images}
-case "$(rustc -vV | sed -n 's/^host: //p')" in
-  x86_64-*) arch=amd64 ;;
-  aarch64-*) arch=arm64 ;;
-  *) echo "images: no OCI architecture name for this host" >&2; exit 1 ;;
-esac
 # umoci records file owners as they are on disk; as root they are 0:0, and an
 # unprivileged user gets the same through --rootless.
 rootless=()

@@ -13,14 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-workspace_key() { sed -n "/^\[workspace.package\]/,/^\[/s/^$1 = \"\(.*\)\"/\1/p" Cargo.toml; }
-version=$(workspace_key version)
-license=$(workspace_key license)
-source_url=$(workspace_key repository)
-revision=$(git rev-parse HEAD)
-git diff --quiet HEAD -- || revision="$revision-dirty"
-images_dir=${IMAGES_DIR:-${CARGO_TARGET_DIR:-target}/images}
-case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
+# shellcheck source=lib.sh
+. images/lib.sh
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "images-test: needs root, to run each entrypoint in its unpacked rootfs with chroot" >&2
@@ -47,10 +41,11 @@ expect() {
   fi
 }
 
-# The final stage STAGE of images/Dockerfile, continuation lines joined.
+# The final stage STAGE of images/Dockerfile with the stage "common" it is
+# built on, continuation lines joined.
 dockerfile_stage() {
   sed -e ':a' -e '/\\$/N; s/\\\n//; ta' images/Dockerfile |
-    awk -v stage="$1" '/^FROM /{on = ($NF == stage)} on'
+    awk -v stage="$1" '/^FROM /{on = ($NF == stage || $NF == "common")} on'
 }
 
 # inspect NAME STAGE UID GID
@@ -141,8 +136,10 @@ inspect ironlb-speaker speaker 0 0
 echo "charts/ironlb"
 expect "appVersion (the default image tag)" "$version" \
   "$(sed -n 's/^appVersion: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/ironlb/Chart.yaml)"
-expect "image repositories in values.yaml" "ghcr.io/ironlb/ironlb-operator ghcr.io/ironlb/ironlb-speaker" \
-  "$(sed -n 's/^ *repository: //p' charts/ironlb/values.yaml | tr '\n' ' ' | sed 's/ $//')"
+for name in ironlb-operator ironlb-speaker; do
+  expect "values.yaml names the image $name" "ghcr.io/ironlb/$name" \
+    "$(grep -o "repository: ghcr.io/ironlb/$name\$" charts/ironlb/values.yaml | cut -d' ' -f2)"
+done
 expect "operator runAsUser" "65532" "$(sed -n 's/^ *runAsUser: //p' charts/ironlb/templates/operator.yaml)"
 expect "speaker runAsUser" "0" "$(sed -n 's/^ *runAsUser: //p' charts/ironlb/templates/speaker.yaml)"
 
