@@ -21,7 +21,7 @@ demo: controlplane bins ## The main job: start the lab and walk the tutorial in 
 	e2e/demo.sh
 
 .PHONY: test
-test: crds-check unit e2e ## Every test: generated files, unit and integration tests, the e2e suite
+test: crds-check unit images-test e2e ## Every test: generated files, unit and integration tests, the images, the e2e suite
 
 .PHONY: build
 build: ## Build every crate (debug)
@@ -54,6 +54,14 @@ fuzz: ## Fuzz the ARP/NDP frame parser for FUZZ_SECONDS (nightly + cargo-fuzz; n
 	mkdir -p fuzz/corpus/parse_frame
 	$(CARGO) +nightly fuzz run parse_frame fuzz/corpus/parse_frame fuzz/seeds/parse_frame -- -max_total_time=$(FUZZ_SECONDS)
 
+.PHONY: images
+images: ## Build the operator and speaker OCI images without a container engine (into target/images; docs/images.md)
+	CARGO=$(CARGO) images/build.sh
+
+.PHONY: images-test
+images-test: images ## Inspect the images and run their entrypoints from the unpacked rootfs (root)
+	images/test.sh
+
 .PHONY: crds
 crds: ## Regenerate charts/ironlb/crds and docs/reference.md from the Rust API types and the values schema
 	$(CARGO) run --quiet -p ironlb-crds --bin crdgen
@@ -70,7 +78,7 @@ chart-rules: ## promtool check and unit tests of the chart's alerting rules (bui
 lint: ## rustfmt check, clippy with warnings denied, shellcheck of the scripts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	shellcheck -x --source-path=SCRIPTDIR .ci/run scripts/*.sh e2e/*.sh e2e/lab/*.sh e2e/lab/up.d/*.sh e2e/controlplane/*.sh charts/ironlb/tests/*.sh
+	shellcheck -x --source-path=SCRIPTDIR .ci/run scripts/*.sh e2e/*.sh e2e/lab/*.sh e2e/lab/up.d/*.sh e2e/controlplane/*.sh charts/ironlb/tests/*.sh images/*.sh
 
 .PHONY: fmt
 fmt: ## Format the Rust code

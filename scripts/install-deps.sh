@@ -3,11 +3,13 @@
 # network tools the lab and the e2e suite drive (iproute2 for namespaces,
 # nftables for the nodes' kube-proxy-like DNAT, openssl for the lab's PKI,
 # arping / ndisc6 / socat / tcpdump / curl as the LAN client's tools, iperf3
-# for the unrelated traffic of the speaker bench, and shellcheck for make
-# lint). Safe to run again: it installs only what is missing.
+# for the unrelated traffic of the speaker bench, shellcheck for make lint,
+# and umoci, skopeo and jq, with which make images builds the OCI images
+# without a container engine and make images-test reads them). Safe to run
+# again: it installs only what is missing.
 set -euo pipefail
 
-packages=(iproute2 iputils-ping openssl arping ndisc6 socat tcpdump curl procps util-linux nftables iperf3 shellcheck)
+packages=(iproute2 iputils-ping openssl arping ndisc6 socat tcpdump curl procps util-linux nftables iperf3 shellcheck umoci skopeo jq)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
