@@ -21,7 +21,7 @@ demo: controlplane bins ## The main job: start the lab and walk the tutorial in 
 	e2e/demo.sh
 
 .PHONY: test
-test: crds-check unit images-test e2e ## Every test: generated files, unit and integration tests, the images, the e2e suite
+test: deps crds-check unit images-test e2e ## Every test: generated files, unit and integration tests, the images, the e2e suite
 
 .PHONY: build
 build: ## Build every crate (debug)
