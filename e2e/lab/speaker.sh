@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Faults and chores for the lab's speakers (one per node, daemon speaker-<node>):
-#   e2e/lab/speaker.sh start <node>     start it (as up.d/30-speakers.sh does) and wait until ready
+#   e2e/lab/speaker.sh start <node>     start it (as up.d/30-speakers.sh does) and wait until ready; running: nothing
 #   e2e/lab/speaker.sh stop <node>      SIGTERM, and wait until it has exited (an orderly goodbye)
 #   e2e/lab/speaker.sh kill <node>      SIGKILL: a crash, no goodbye
 #   e2e/lab/speaker.sh restart <node>   stop, then start
@@ -16,7 +16,7 @@ command=${1:-}; node=${2:-}
 [ $# -eq 2 ] || usage
 lab_is_node "$node" || { echo "speaker.sh: '$node' is not a lab node ($LAB_NODES)" >&2; usage; }
 case "$command" in
-  start) lab_start_speaker "$node" ;;
+  start) lab_alive "speaker-$node" || lab_start_speaker "$node" ;;  # already running: nothing to do
   stop) lab_stop "speaker-$node" 20 ;;
   kill) lab_signal "speaker-$node" KILL ;;
   restart) lab_stop "speaker-$node" 20; lab_start_speaker "$node" ;;

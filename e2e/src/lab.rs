@@ -155,7 +155,10 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        self.delete_now(Duration::from_secs(60));
+        // Generous: a namespace goes in seconds, but after a control-plane restart the namespace
+        // controller relists first, and a pool deleted before its Services are gone would leave
+        // their addresses held for the next test.
+        self.delete_now(Duration::from_secs(240));
     }
 }
 
