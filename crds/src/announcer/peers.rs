@@ -171,7 +171,14 @@ pub struct Peer {
 #[derive(Clone, Debug, Default)]
 pub struct Peers {
     nodes: BTreeMap<String, Peer>,
+    /// The MACs of nodes whose Lease was deleted or dropped by a relist, newest last: a speaker
+    /// stopping gracefully deletes its Lease first and keeps answering for its grace period, and
+    /// its frames must still be told from a foreign host's (see [`Self::node_with_mac`]).
+    departed: Vec<(String, String)>,
 }
+
+/// How many departed nodes' MACs are remembered.
+const DEPARTED_REMEMBERED: usize = 256;
 
 impl Peers {
     /// Records a Lease the watch delivered (created, renewed or changed) at `now`. Returns the
@@ -241,9 +248,20 @@ impl Peers {
 
     /// Forgets a deleted Lease: its node is no longer live.
     pub fn forget(&mut self, lease: &Lease) {
-        if let Some(node) = lease_node(lease) {
-            self.nodes.remove(node);
+        if let Some(node) = lease_node(lease).map(str::to_owned) {
+            self.depart(&node);
         }
+    }
+
+    /// Drops `node`, remembering its MACs.
+    fn depart(&mut self, node: &str) {
+        let Some(peer) = self.nodes.remove(node) else { return };
+        self.departed.retain(|(_, name)| name != node);
+        for mac in peer.facts.interfaces.into_iter().filter_map(|interface| interface.mac) {
+            self.departed.push((mac, node.to_owned()));
+        }
+        let excess = self.departed.len().saturating_sub(DEPARTED_REMEMBERED);
+        self.departed.drain(..excess);
     }
 
     /// Replaces everything with the Leases of a fresh list (a watch restart), observed at `now`.
@@ -256,7 +274,10 @@ impl Peers {
                 listed.insert(node.to_owned());
             }
         }
-        self.nodes.retain(|node, _| listed.contains(node));
+        let gone: Vec<String> = self.nodes.keys().filter(|node| !listed.contains(*node)).cloned().collect();
+        for node in gone {
+            self.depart(&node);
+        }
     }
 
     /// One node's record.
@@ -292,11 +313,14 @@ impl Peers {
             .collect()
     }
 
-    /// The node whose speaker published `mac` (lowercase `aa:bb:…`) on one of its interfaces.
+    /// The node whose speaker published `mac` (lowercase `aa:bb:…`) on one of its interfaces —
+    /// also when its Lease is gone (a graceful stop, an expiry): a speaker's frames are never a
+    /// foreign host's.
     pub fn node_with_mac(&self, mac: &str) -> Option<&str> {
-        self.nodes.iter().find_map(|(name, peer)| {
+        let current = self.nodes.iter().find_map(|(name, peer)| {
             peer.facts.interfaces.iter().any(|i| i.mac.as_deref() == Some(mac)).then_some(name.as_str())
-        })
+        });
+        current.or_else(|| self.departed.iter().rev().find(|(known, _)| known == mac).map(|(_, node)| node.as_str()))
     }
 
     /// The number of nodes with a Lease.
@@ -427,6 +451,19 @@ mod tests {
         assert!(peers.would_change(&back, at(61_000)), "the renewal confirms node-a's expiry");
         peers.observe(&back, at(61_000));
         assert_eq!(live_nodes(&peers, at(61_000)), vec!["node-b"]);
+    }
+
+    #[test]
+    fn a_node_that_deleted_its_lease_is_still_known_by_its_mac() {
+        let mut peers = Peers::default();
+        let lease = lease("node-a", Some(&published()), Some("pod-a"));
+        peers.observe(&lease, Instant::now());
+        assert_eq!(peers.node_with_mac("02:00:c0:a8:02:65"), Some("node-a"));
+        // A graceful stop: the Lease is deleted first, the node answers for its grace period.
+        peers.forget(&lease);
+        assert!(!peers.is_live("node-a", Instant::now()));
+        assert_eq!(peers.node_with_mac("02:00:c0:a8:02:65"), Some("node-a"), "its frames are a speaker's");
+        assert_eq!(peers.node_with_mac("02:00:c0:a8:02:fa"), None);
     }
 
     #[test]
