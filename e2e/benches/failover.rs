@@ -47,7 +47,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use ironlb_e2e::{Lab, LabSession, wait_for};
+use ironlb_e2e::{Lab, wait_for};
 use ironlb_speaker::packet::MacAddress;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -152,18 +152,7 @@ impl Settings {
 }
 
 fn main() -> Result<()> {
-    if std::env::args().any(|a| a == "--list") {
-        return Ok(()); // `cargo bench -- --list` asks benches what they have
-    }
-    let settings = Settings::from_env()?;
-    let session = LabSession::start()?;
-    let lab = session.lab().clone();
-    let result = run(&lab, &settings);
-    if let Err(error) = &result {
-        eprintln!("failover bench failed: {error:#}");
-    }
-    session.finish(result.is_err());
-    result
+    service::in_the_lab("failover", |lab| run(lab, &Settings::from_env()?))
 }
 
 fn run(lab: &Lab, settings: &Settings) -> Result<()> {

@@ -39,7 +39,7 @@ mod wire;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use ironlb_e2e::{Cleanup, Lab, LabSession};
+use ironlb_e2e::{Cleanup, Lab};
 
 use crate::host::{Hosts, Speaker};
 
@@ -87,18 +87,7 @@ impl Settings {
 }
 
 fn main() -> Result<()> {
-    if std::env::args().any(|a| a == "--list") {
-        return Ok(()); // `cargo bench -- --list` asks benches what they have
-    }
-    let settings = Settings::from_env()?;
-    let session = LabSession::start()?;
-    let lab = session.lab().clone();
-    let result = run(&lab, &settings);
-    if let Err(error) = &result {
-        eprintln!("speaker bench failed: {error:#}");
-    }
-    session.finish(result.is_err());
-    result
+    service::in_the_lab("speaker", |lab| run(lab, &Settings::from_env()?))
 }
 
 fn run(lab: &Lab, settings: &Settings) -> Result<()> {

@@ -97,23 +97,17 @@ pub(crate) fn draw(series: &[Series]) -> String {
                     x(ms(*sample))
                 );
             }
-            if let Some(median) = percentile(&samples, 0.5) {
-                let mx = x(ms(median));
-                let _ = writeln!(
-                    svg,
-                    r#"<line x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{:.1}" stroke="{colour}" stroke-width="3"/>"#,
-                    y - 9.0,
-                    y + 9.0
-                );
-            }
-            if let Some(p95) = percentile(&samples, 0.95) {
-                let px = x(ms(p95));
-                let _ = writeln!(
-                    svg,
-                    r#"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="{colour}" stroke-width="1.5"/>"#,
-                    y - 6.0,
-                    y + 6.0
-                );
+            // The median a bar, the p95 a tick.
+            for (quantile, half_height, width) in [(0.5, 9.0, 3.0), (0.95, 6.0, 1.5)] {
+                if let Some(at) = percentile(&samples, quantile) {
+                    let mx = x(ms(at));
+                    let _ = writeln!(
+                        svg,
+                        r#"<line x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{:.1}" stroke="{colour}" stroke-width="{width}"/>"#,
+                        y - half_height,
+                        y + half_height
+                    );
+                }
             }
             let missing = s.runs.len() - samples.len();
             if missing > 0 {

@@ -5,9 +5,25 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use ironlb_e2e::{Lab, wait_for};
+use ironlb_e2e::{Lab, LabSession, wait_for};
 
 use crate::host::Speaker;
+
+/// Runs bench `name` against the lab (started, or reused if running) and ends the session,
+/// keeping the lab's logs when it failed. `cargo bench -- --list` (cargo asks every bench what it
+/// has) starts nothing.
+pub(crate) fn in_the_lab(name: &str, run: impl FnOnce(&Lab) -> Result<()>) -> Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(());
+    }
+    let session = LabSession::start()?;
+    let result = run(session.lab());
+    if let Err(error) = &result {
+        eprintln!("{name} bench failed: {error:#}");
+    }
+    session.finish(result.is_err());
+    result
+}
 
 /// The machine, date, build and command, as `docs/benchmarks.md` gives them.
 pub(crate) fn print_header(lab: &Lab, bench: &str, env_prefix: &str) -> Result<()> {

@@ -328,14 +328,20 @@ spec:
         assert_eq!(condition(&status, condition_type::READY).0, "False");
     }
 
-    #[test]
-    fn status_lists_allocations_counts_and_generation() {
+    /// The `web` pool with `shop/front` allocated from it.
+    fn web_with_one_service() -> (IPAddressPool, Allocator) {
         let web = pool(WEB);
         let mut allocator = Allocator::new();
         let mut config = pool_config(&web).expect("valid");
         config.service_allocation = None;
         allocator.set_pool(config);
         allocator.assign(&AllocationRequest::new(ServiceKey::new("shop", "front"))).expect("an address");
+        (web, allocator)
+    }
+
+    #[test]
+    fn status_lists_allocations_counts_and_generation() {
+        let (web, allocator) = web_with_one_service();
         let status =
             pool_status(&web, allocator.pool("web"), &listing(&allocator, "web"), None, &[], Timestamp::UNIX_EPOCH);
         assert_eq!(status.observed_generation, Some(3));
@@ -352,12 +358,7 @@ spec:
 
     #[test]
     fn a_reported_address_conflict_becomes_a_condition_naming_address_service_mac_and_node() {
-        let web = pool(WEB);
-        let mut allocator = Allocator::new();
-        let mut config = pool_config(&web).expect("valid");
-        config.service_allocation = None;
-        allocator.set_pool(config);
-        allocator.assign(&AllocationRequest::new(ServiceKey::new("shop", "front"))).expect("an address");
+        let (web, allocator) = web_with_one_service();
         let conflict = |address: &str, in_use: bool| {
             let conflict = PublishedConflict {
                 address: address.to_owned(),
