@@ -21,7 +21,7 @@ demo: controlplane bins ## The main job: start the lab and walk the tutorial in 
 	e2e/demo.sh
 
 .PHONY: test
-test: deps crds-check unit images-test e2e ## Every test: generated files, unit and integration tests, the images, the e2e suite
+test: deps crds-check unit chart-rules images-test e2e ## Every test: generated files, unit and integration tests, the alerting rules, the images, the e2e suite
 
 .PHONY: build
 build: ## Build every crate (debug)
@@ -71,7 +71,7 @@ crds-check: ## Fail when charts/ironlb/crds or docs/reference.md is not what `ma
 	$(CARGO) run --quiet -p ironlb-crds --bin crdgen -- --check
 
 .PHONY: chart-rules
-chart-rules: ## promtool check and unit tests of the chart's alerting rules (builds promtool into e2e/bin once)
+chart-rules: controlplane ## promtool check and unit tests of the chart's alerting rules (builds promtool into e2e/bin once)
 	charts/ironlb/tests/rules.sh
 
 .PHONY: lint
