@@ -13,7 +13,9 @@
 //! - *gap*: the longest stretch in which no request succeeded at all (a gracefully stopped or
 //!   crashed speaker leaves its node serving the old MAC's traffic; a link down does not).
 //!
-//! Scenarios are interleaved round by round, so a drift in the machine's load affects each alike.
+//! Scenarios are interleaved round by round, so a drift in the machine's load affects each alike,
+//! and each fault comes at a random instant (up to [`FAULT_JITTER`] late), so it falls anywhere in
+//! the speakers' Lease renew cycle.
 //! After each run the fault is undone (`e2e/lab/fault.sh start` / `link-up`, the commands a
 //! person uses) and the bench waits until one node answers and its announcement burst is over.
 //! The bench also measures the API write rate the speakers' Lease settings cost, from the API
@@ -60,6 +62,9 @@ const POOL: &str = "ironlb-bench-failover";
 const NAMESPACE: &str = "ironlb-bench-failover";
 /// In the lab's VIP ranges, clear of the e2e suite's `.10`–`.49` and the speaker bench's `.60`s.
 const RANGES: [&str; 2] = ["192.168.2.70-192.168.2.79", "fd6c:6a7e:5f2b:2::70-fd6c:6a7e:5f2b:2::79"];
+/// The fault comes at a random instant within this much after the client is watching: two
+/// renew intervals at the defaults.
+const FAULT_JITTER: Duration = Duration::from_millis(1000);
 /// A run that has not seen both families move within this long counts as failed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the client keeps watching after both families moved (for the gap figure).
@@ -229,7 +234,9 @@ fn one_run(lab: &Lab, hosts: &Hosts, addresses: [IpAddr; 2], scenario: Scenario)
     let new_macs: Vec<MacAddress> = hosts.nodes.iter().filter(|n| n.name != old).map(|n| n.mac).collect();
     let watches = addresses.map(|address| Watch::start(&hosts.client, address));
     // Both families seen served by the old node before the fault: the client starts from it.
-    std::thread::sleep(Duration::from_millis(300));
+    // Then a random wait, so the fault falls anywhere in the speakers' renew cycle rather than
+    // at the phase the bench's own fixed waits would lock it to.
+    std::thread::sleep(Duration::from_millis(300) + random_below(FAULT_JITTER));
 
     let speaker = Speaker::of(lab, &old)?;
     let fault_at = Instant::now();
@@ -378,6 +385,14 @@ fn lease_write_rate(lab: &Lab, hosts: &Hosts) -> Result<WriteRate> {
         duration: arg("--lease-duration", "2s (default)"),
         renew: arg("--lease-renew-interval", "500ms (default)"),
     })
+}
+
+/// A duration uniformly below `limit`, from the clock's nanoseconds (no seed to manage; the
+/// bench needs spread, not reproducibility).
+fn random_below(limit: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let limit_micros = limit.as_micros().max(1) as u64;
+    Duration::from_micros(u64::from(nanos / 1000) % limit_micros)
 }
 
 fn ms(duration: Option<Duration>) -> String {
