@@ -25,6 +25,7 @@ pub(crate) const TESTS: &[Test] = &[
     ("chart::speaker_probes_and_metrics_share_one_port", speaker_probes_and_metrics_share_one_port),
     ("chart::speaker_settings_flow_into_its_args", speaker_settings_flow_into_its_args),
     ("chart::refuses_a_bad_speaker_setting_by_name", refuses_a_bad_speaker_setting_by_name),
+    ("chart::refuses_a_bad_operator_setting_by_name", refuses_a_bad_operator_setting_by_name),
     ("chart::speaker_cluster_role_writes_nothing_but_events", speaker_cluster_role_writes_nothing_but_events),
     ("chart::speaker_writes_leases_only_in_the_release_namespace", speaker_writes_leases_only_in_the_release_namespace),
     (
@@ -319,6 +320,24 @@ fn refuses_a_bad_speaker_setting_by_name(lab: &Lab) -> Result<()> {
         refused.stderr
     );
     for (set, named) in BAD_SPEAKER_SETTINGS {
+        let refused = template(lab, NAMESPACE, &[set])?.refused().with_context(|| format!("{set} was accepted"))?;
+        ensure!(refused.stderr.contains(named), "refusing {set} did not name {named}:\n{}", refused.stderr);
+    }
+    Ok(())
+}
+
+/// Each entry: a `--set` of an operator value the chart must refuse, and what the refusal must name.
+const BAD_OPERATOR_SETTINGS: &[(&str, &str)] = &[
+    ("operator.logLevel=verbose", "/operator/logLevel"),
+    ("operator.replicas=-1", "/operator/replicas"),
+    // Well-formed, but the operator refuses to start unless retryPeriod < renewDeadline <
+    // leaseDuration: every replica would crash-loop.
+    ("operator.leaderElection.renewDeadline=15", "operator.leaderElection.renewDeadline"),
+    ("operator.leaderElection.retryPeriod=10", "operator.leaderElection.retryPeriod"),
+];
+
+fn refuses_a_bad_operator_setting_by_name(lab: &Lab) -> Result<()> {
+    for (set, named) in BAD_OPERATOR_SETTINGS {
         let refused = template(lab, NAMESPACE, &[set])?.refused().with_context(|| format!("{set} was accepted"))?;
         ensure!(refused.stderr.contains(named), "refusing {set} did not name {named}:\n{}", refused.stderr);
     }
