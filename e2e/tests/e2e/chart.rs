@@ -275,15 +275,28 @@ fn speaker_probes_and_metrics_share_one_port(lab: &Lab) -> Result<()> {
 }
 
 fn speaker_settings_flow_into_its_args(lab: &Lab) -> Result<()> {
-    let defaults = ["--log-level=info", "--lease-duration=2s", "--lease-renew-interval=500ms", "--refresh-interval=0s"];
+    let defaults = [
+        "--log-level=info",
+        "--lease-duration=2s",
+        "--lease-renew-interval=500ms",
+        "--refresh-interval=0s",
+        "--shutdown-grace=2s",
+    ];
     let set = [
         "speaker.logLevel=debug",
         "speaker.leaseDuration=3s",
         "speaker.leaseRenewInterval=1s",
         "speaker.refreshInterval=1m30s",
+        "speaker.shutdownGrace=5s",
         "speaker.terminationGracePeriodSeconds=20",
     ];
-    let changed = ["--log-level=debug", "--lease-duration=3s", "--lease-renew-interval=1s", "--refresh-interval=1m30s"];
+    let changed = [
+        "--log-level=debug",
+        "--lease-duration=3s",
+        "--lease-renew-interval=1s",
+        "--refresh-interval=1m30s",
+        "--shutdown-grace=5s",
+    ];
     for (sets, flags, grace) in [(&[][..], defaults, 10), (&set[..], changed, 20)] {
         let objects = render(lab, NAMESPACE, sets)?;
         let container = speaker_container(&objects)?;
@@ -305,11 +318,14 @@ fn speaker_settings_flow_into_its_args(lab: &Lab) -> Result<()> {
 const BAD_SPEAKER_SETTINGS: &[(&str, &str)] = &[
     ("speaker.leaseDuration=2 seconds", "leaseDuration"),
     ("speaker.refreshInterval=30", "refreshInterval"),
+    ("speaker.shutdownGrace=2", "shutdownGrace"),
     ("speaker.metricsPort=0", "metricsPort"),
     ("speaker.updateStrategy.rollingUpdate.maxSurge=1", "maxSurge"),
     // Well-formed, but what the speaker would refuse at start on every node.
     ("speaker.leaseDuration=500ms", "speaker.leaseDuration"),
     ("speaker.leaseRenewInterval=2s", "speaker.leaseRenewInterval"),
+    // Killed by the kubelet before its shutdown grace ends, a speaker stops answering early.
+    ("speaker.terminationGracePeriodSeconds=2", "speaker.terminationGracePeriodSeconds"),
 ];
 
 fn refuses_a_bad_speaker_setting_by_name(lab: &Lab) -> Result<()> {
