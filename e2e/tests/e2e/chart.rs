@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use ironlb_e2e::{CommandOutput, Lab, block_on};
+use ironlb_e2e::{CommandOutput, Lab, block_on, wait_for};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use serde::Deserialize;
@@ -25,6 +25,7 @@ pub(crate) const TESTS: &[Test] = &[
     ("chart::speaker_probes_and_metrics_share_one_port", speaker_probes_and_metrics_share_one_port),
     ("chart::speaker_settings_flow_into_its_args", speaker_settings_flow_into_its_args),
     ("chart::refuses_a_bad_speaker_setting_by_name", refuses_a_bad_speaker_setting_by_name),
+    ("chart::refuses_a_bad_operator_setting_by_name", refuses_a_bad_operator_setting_by_name),
     ("chart::speaker_cluster_role_writes_nothing_but_events", speaker_cluster_role_writes_nothing_but_events),
     ("chart::speaker_writes_leases_only_in_the_release_namespace", speaker_writes_leases_only_in_the_release_namespace),
     (
@@ -43,6 +44,21 @@ pub(crate) const TESTS: &[Test] = &[
         dashboard_ships_for_the_grafana_sidecar_with_exported_metrics,
     ),
     ("chart::refuses_a_bad_monitoring_value_by_name", refuses_a_bad_monitoring_value_by_name),
+    (
+        "chart::operator_runs_two_leader_elected_replicas_with_probes",
+        operator_runs_two_leader_elected_replicas_with_probes,
+    ),
+    ("chart::operator_budget_keeps_one_replica_through_a_drain", operator_budget_keeps_one_replica_through_a_drain),
+    ("chart::speaker_grace_period_outlasts_its_hand_over", speaker_grace_period_outlasts_its_hand_over),
+    ("chart::install_notes_show_a_pool_that_pastes_and_applies", install_notes_show_a_pool_that_pastes_and_applies),
+    (
+        "chart::rendered_manifests_pass_the_api_server_s_strict_validation",
+        rendered_manifests_pass_the_api_server_s_strict_validation,
+    ),
+    (
+        "chart::a_second_release_installs_upgrades_and_uninstalls_beside_the_lab_s",
+        a_second_release_installs_upgrades_and_uninstalls_beside_the_lab_s,
+    ),
 ];
 
 /// The Kubernetes version `helm template` renders for: the lab's, so only the
@@ -114,7 +130,7 @@ const MONITORING: &[&[&str]] = &[
 ];
 
 fn lints_clean(lab: &Lab) -> Result<()> {
-    for sets in MONITORING {
+    for sets in MONITORING.iter().chain(VALUE_COMBINATIONS) {
         let mut args = vec!["lint", "--strict", "charts/ironlb", "--kube-version", KUBE_VERSION];
         for set in *sets {
             args.extend(["--set", set]);
@@ -141,7 +157,13 @@ fn refuses_an_unknown_value_by_name(lab: &Lab) -> Result<()> {
 /// `helm template` of the chart as release `ironlb` in `namespace`, with a
 /// `--set` for each of `sets`.
 fn template(lab: &Lab, namespace: &str, sets: &[&str]) -> Result<CommandOutput> {
-    let mut args = vec!["template", RELEASE, "charts/ironlb", "--namespace", namespace, "--kube-version", KUBE_VERSION];
+    template_as(lab, RELEASE, namespace, sets)
+}
+
+/// `helm template` of the chart as release `release` in `namespace`, with a `--set` for each of
+/// `sets`.
+fn template_as(lab: &Lab, release: &str, namespace: &str, sets: &[&str]) -> Result<CommandOutput> {
+    let mut args = vec!["template", release, "charts/ironlb", "--namespace", namespace, "--kube-version", KUBE_VERSION];
     for set in sets {
         args.extend(["--set", set]);
     }
@@ -150,10 +172,20 @@ fn template(lab: &Lab, namespace: &str, sets: &[&str]) -> Result<CommandOutput> 
 
 /// The objects the chart renders (see [`template`]), one JSON value each.
 fn render(lab: &Lab, namespace: &str, sets: &[&str]) -> Result<Vec<Value>> {
-    let rendered = template(lab, namespace, sets)?.ok()?;
+    documents(&template(lab, namespace, sets)?.ok()?.stdout)
+}
+
+/// The objects the chart renders as release `release` (see [`template_as`]).
+fn render_as(lab: &Lab, release: &str, namespace: &str, sets: &[&str]) -> Result<Vec<Value>> {
+    documents(&template_as(lab, release, namespace, sets)?.ok()?.stdout)
+}
+
+/// The objects of a YAML stream (what `helm template` or `helm get manifest` prints), one JSON
+/// value each; empty documents are left out.
+fn documents(stream: &str) -> Result<Vec<Value>> {
     let mut objects = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&rendered.stdout) {
-        let object = Value::deserialize(document).context("helm template printed a document that is not YAML")?;
+    for document in serde_yaml::Deserializer::from_str(stream) {
+        let object = Value::deserialize(document).context("helm printed a document that is not YAML")?;
         if !object.is_null() {
             objects.push(object);
         }
@@ -274,15 +306,28 @@ fn speaker_probes_and_metrics_share_one_port(lab: &Lab) -> Result<()> {
 }
 
 fn speaker_settings_flow_into_its_args(lab: &Lab) -> Result<()> {
-    let defaults = ["--log-level=info", "--lease-duration=2s", "--lease-renew-interval=500ms", "--refresh-interval=0s"];
+    let defaults = [
+        "--log-level=info",
+        "--lease-duration=2s",
+        "--lease-renew-interval=500ms",
+        "--refresh-interval=0s",
+        "--shutdown-grace=2s",
+    ];
     let set = [
         "speaker.logLevel=debug",
         "speaker.leaseDuration=3s",
         "speaker.leaseRenewInterval=1s",
         "speaker.refreshInterval=1m30s",
+        "speaker.shutdownGrace=5s",
         "speaker.terminationGracePeriodSeconds=20",
     ];
-    let changed = ["--log-level=debug", "--lease-duration=3s", "--lease-renew-interval=1s", "--refresh-interval=1m30s"];
+    let changed = [
+        "--log-level=debug",
+        "--lease-duration=3s",
+        "--lease-renew-interval=1s",
+        "--refresh-interval=1m30s",
+        "--shutdown-grace=5s",
+    ];
     for (sets, flags, grace) in [(&[][..], defaults, 10), (&set[..], changed, 20)] {
         let objects = render(lab, NAMESPACE, sets)?;
         let container = speaker_container(&objects)?;
@@ -304,11 +349,14 @@ fn speaker_settings_flow_into_its_args(lab: &Lab) -> Result<()> {
 const BAD_SPEAKER_SETTINGS: &[(&str, &str)] = &[
     ("speaker.leaseDuration=2 seconds", "leaseDuration"),
     ("speaker.refreshInterval=30", "refreshInterval"),
+    ("speaker.shutdownGrace=2", "shutdownGrace"),
     ("speaker.metricsPort=0", "metricsPort"),
     ("speaker.updateStrategy.rollingUpdate.maxSurge=1", "maxSurge"),
     // Well-formed, but what the speaker would refuse at start on every node.
     ("speaker.leaseDuration=500ms", "speaker.leaseDuration"),
     ("speaker.leaseRenewInterval=2s", "speaker.leaseRenewInterval"),
+    // Killed by the kubelet before its shutdown grace ends, a speaker stops answering early.
+    ("speaker.terminationGracePeriodSeconds=2", "speaker.terminationGracePeriodSeconds"),
 ];
 
 fn refuses_a_bad_speaker_setting_by_name(lab: &Lab) -> Result<()> {
@@ -319,6 +367,24 @@ fn refuses_a_bad_speaker_setting_by_name(lab: &Lab) -> Result<()> {
         refused.stderr
     );
     for (set, named) in BAD_SPEAKER_SETTINGS {
+        let refused = template(lab, NAMESPACE, &[set])?.refused().with_context(|| format!("{set} was accepted"))?;
+        ensure!(refused.stderr.contains(named), "refusing {set} did not name {named}:\n{}", refused.stderr);
+    }
+    Ok(())
+}
+
+/// Each entry: a `--set` of an operator value the chart must refuse, and what the refusal must name.
+const BAD_OPERATOR_SETTINGS: &[(&str, &str)] = &[
+    ("operator.logLevel=verbose", "/operator/logLevel"),
+    ("operator.replicas=-1", "/operator/replicas"),
+    // Well-formed, but the operator refuses to start unless retryPeriod < renewDeadline <
+    // leaseDuration: every replica would crash-loop.
+    ("operator.leaderElection.renewDeadline=15", "operator.leaderElection.renewDeadline"),
+    ("operator.leaderElection.retryPeriod=10", "operator.leaderElection.retryPeriod"),
+];
+
+fn refuses_a_bad_operator_setting_by_name(lab: &Lab) -> Result<()> {
+    for (set, named) in BAD_OPERATOR_SETTINGS {
         let refused = template(lab, NAMESPACE, &[set])?.refused().with_context(|| format!("{set} was accepted"))?;
         ensure!(refused.stderr.contains(named), "refusing {set} did not name {named}:\n{}", refused.stderr);
     }
@@ -805,5 +871,548 @@ fn refuses_a_bad_monitoring_value_by_name(lab: &Lab) -> Result<()> {
             refused.stderr
         );
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a user relies on beyond RBAC and monitoring: the operator's election and budget, the
+// speaker's hand-over time, the NOTES, manifests the API server accepts, and a release's life.
+
+/// The one container of the rendered workload `kind` `name`.
+fn container<'a>(objects: &'a [Value], kind: &str, name: &str) -> Result<&'a Value> {
+    let containers = object(objects, kind, name)?
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .with_context(|| format!("the {kind} {name} has no containers"))?;
+    ensure!(containers.len() == 1, "the {kind} {name} should have one container, has {}", containers.len());
+    Ok(&containers[0])
+}
+
+fn operator_runs_two_leader_elected_replicas_with_probes(lab: &Lab) -> Result<()> {
+    let objects = render(lab, NAMESPACE, &[])?;
+    let deployment = object(&objects, "Deployment", OPERATOR)?;
+    // A standby keeps its caches warm and takes over within the lease duration.
+    ensure!(deployment["spec"]["replicas"] == 2, "the operator runs {} replicas", deployment["spec"]["replicas"]);
+    let operator = container(&objects, "Deployment", OPERATOR)?;
+    let args = strings(&operator["args"]);
+    // The Lease the lab's operators elect on too (lab_start_operator), with timings the operator accepts.
+    for flag in [
+        "--lease-name=ironlb-operator",
+        "--lease-duration=15",
+        "--renew-deadline=10",
+        "--retry-period=2",
+        "--metrics-address=0.0.0.0:7472",
+    ] {
+        ensure!(args.contains(&flag), "the operator should get {flag}, its args are {args:?}");
+    }
+    // Each replica's identity in the Lease is its own Pod name; the Lease is in its namespace.
+    let env = operator["env"].as_array().context("the operator has no env")?;
+    for (name, field) in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")] {
+        let variable = env.iter().find(|v| v["name"] == name).with_context(|| format!("the operator has no {name}"))?;
+        ensure!(
+            variable["valueFrom"] == json!({"fieldRef": {"fieldPath": field}}),
+            "the operator's {name} should come from the downward API's {field}, is {variable}"
+        );
+    }
+    ensure!(
+        operator["ports"] == json!([{"name": "metrics", "containerPort": 7472}]),
+        "the operator exposes {}",
+        operator["ports"]
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        ensure!(
+            operator[probe]["httpGet"] == json!({"path": path, "port": "metrics"}),
+            "the operator's {probe} should get {path} on the metrics port, is {}",
+            operator[probe]
+        );
+    }
+    Ok(())
+}
+
+fn operator_budget_keeps_one_replica_through_a_drain(lab: &Lab) -> Result<()> {
+    let objects = render(lab, NAMESPACE, &[])?;
+    let deployment = object(&objects, "Deployment", OPERATOR)?;
+    let replicas = deployment["spec"]["replicas"].as_i64().context("the operator Deployment has no replica count")?;
+    let budget = object(&objects, "PodDisruptionBudget", OPERATOR)?;
+    ensure!(budget["apiVersion"] == "policy/v1", "the operator budget is {}", budget["apiVersion"]);
+    let spec = &budget["spec"];
+    // With every replica up, a drain may evict one (else it never ends), never the last one.
+    let evictable = match (spec["minAvailable"].as_i64(), spec["maxUnavailable"].as_i64()) {
+        (Some(min), None) => replicas - min,
+        (None, Some(max)) => max,
+        _ => bail!("the operator budget should set minAvailable or maxUnavailable, as a count: {spec}"),
+    };
+    ensure!(
+        (1..replicas).contains(&evictable),
+        "with {replicas} replicas the operator budget lets {evictable} go at once: {spec}"
+    );
+    // It counts exactly this release's operator Pods: not the speakers, not another release's.
+    ensure!(
+        spec["selector"] == deployment["spec"]["selector"],
+        "the budget selects {}, the Deployment {}",
+        spec["selector"],
+        deployment["spec"]["selector"]
+    );
+    let selector = &spec["selector"]["matchLabels"];
+    let labels = |objects: &[Value], kind: &str, name: &str| -> Result<Value> {
+        Ok(object(objects, kind, name)?["spec"]["template"]["metadata"]["labels"].clone())
+    };
+    ensure!(selects(selector, &labels(&objects, "Deployment", OPERATOR)?), "the budget misses the operator Pods");
+    ensure!(!selects(selector, &labels(&objects, "DaemonSet", SPEAKER)?), "the budget counts the speakers");
+    let other = render_as(lab, "ironlb-other", NAMESPACE, &[])?;
+    ensure!(
+        !selects(selector, &labels(&other, "Deployment", "ironlb-other-operator")?),
+        "the budget counts the operators of another release in its namespace"
+    );
+    // One replica: a budget would block every drain of its node, so there is none.
+    let single = render(lab, NAMESPACE, &["operator.replicas=1"])?;
+    ensure!(objects_of(&single, "PodDisruptionBudget").is_empty(), "one operator replica gets a budget");
+    Ok(())
+}
+
+/// What a speaker's shutdown takes beside its shutdown grace: deleting its node Lease, against an
+/// API server that may be slow to answer.
+const LEASE_DELETE_ALLOWANCE: Duration = Duration::from_secs(5);
+
+fn speaker_grace_period_outlasts_its_hand_over(lab: &Lab) -> Result<()> {
+    let objects = render(lab, NAMESPACE, &[])?;
+    let args = strings(&speaker_container(&objects)?["args"]);
+    // Passed explicitly: a new default in the binary cannot outgrow the grace period unseen.
+    let grace = args
+        .iter()
+        .find_map(|arg| arg.strip_prefix("--shutdown-grace="))
+        .with_context(|| format!("the speaker gets no --shutdown-grace: {args:?}"))?;
+    let grace = ironlb_speaker::duration::parse_duration(grace).map_err(anyhow::Error::msg)?;
+    let period = speaker_pod(&objects)?["terminationGracePeriodSeconds"]
+        .as_u64()
+        .context("the speaker Pod sets no terminationGracePeriodSeconds")?;
+    ensure!(
+        Duration::from_secs(period) >= grace + LEASE_DELETE_ALLOWANCE,
+        "the kubelet kills a stopping speaker after {period}s: too soon for the Lease delete \
+         ({LEASE_DELETE_ALLOWANCE:?}) and the {grace:?} it keeps answering"
+    );
+    Ok(())
+}
+
+/// The lines of the NOTES from the here-document that applies the example pool through its
+/// terminator, as a user copies them.
+fn pool_example(notes: &str) -> Result<String> {
+    let mut lines = notes.lines().skip_while(|line| !line.contains("<<POOL"));
+    let opening = lines.next().context("the NOTES show no pool to apply (a <<POOL here-document)")?;
+    let mut snippet = format!("{opening}\n");
+    for line in lines {
+        snippet.push_str(line);
+        snippet.push('\n');
+        if line.trim() == "POOL" {
+            return Ok(snippet);
+        }
+    }
+    bail!("the pool here-document in the NOTES never ends:\n{snippet}")
+}
+
+/// Runs the pool example of `notes` in bash exactly as printed, with `kubectl` asking the API
+/// server for a dry run: the shell must read it as the user meant and the server accept it.
+fn paste_pool_example(lab: &Lab, notes: &str) -> Result<()> {
+    let snippet = pool_example(notes)?;
+    let script = format!(
+        "set -eo pipefail\nkubectl() {{ command kubectl \"$@\" --dry-run=server --validate=strict; }}\n{snippet}"
+    );
+    let mut bash = lab.command("bash");
+    bash.args(["-c", &script]);
+    let pasted = ironlb_e2e::run(bash, None)?.ok()?;
+    ensure!(!pasted.stderr.contains("here-document"), "bash misread the here-document:\n{}", pasted.stderr);
+    for applied in ["ipaddresspool.ironlb.io/default", "l2advertisement.ironlb.io/default"] {
+        ensure!(pasted.stdout.contains(applied), "the example applies no {applied}:\n{}", pasted.stdout);
+    }
+    Ok(())
+}
+
+/// The NOTES in what `helm install` printed.
+fn notes_of(install: &CommandOutput) -> Result<&str> {
+    let (_, notes) = install.stdout.rsplit_once("NOTES:\n").context("helm install printed no NOTES")?;
+    Ok(notes)
+}
+
+fn install_notes_show_a_pool_that_pastes_and_applies(lab: &Lab) -> Result<()> {
+    // A client-side dry run renders the NOTES of a fresh install and changes nothing.
+    let args = ["install", "ironlb-e2e-notes", "charts/ironlb", "--namespace", NAMESPACE, "--dry-run=client"];
+    let install = lab.helm(&args)?.ok()?;
+    let notes = notes_of(&install)?;
+    paste_pool_example(lab, notes)?;
+    // Where to look next: the release's namespace, its speakers and their Leases.
+    for next in [
+        format!("kubectl -n {NAMESPACE} get daemonset ironlb-e2e-notes-speaker"),
+        format!("kubectl -n {NAMESPACE} get leases -l app.kubernetes.io/component=speaker"),
+    ] {
+        ensure!(notes.contains(&next), "the NOTES do not say `{next}`:\n{notes}");
+    }
+    Ok(())
+}
+
+/// Value combinations a user installs with: each must render objects the API server accepts as
+/// they are (and lint cleanly, see [`lints_clean`]).
+const VALUE_COMBINATIONS: &[&[&str]] = &[
+    &[],
+    &["operator.replicas=1"],
+    &[
+        "speaker.nodeSelector.ironlb\\.io/speaker=announcer",
+        "speaker.tolerations[0].key=dedicated",
+        "speaker.tolerations[0].operator=Equal",
+        "speaker.tolerations[0].value=lb",
+        "speaker.tolerations[0].effect=NoExecute",
+        "speaker.tolerations[0].tolerationSeconds=30",
+        "speaker.resources.requests.cpu=100m",
+        "speaker.resources.limits.memory=256Mi",
+        "speaker.priorityClassName=",
+        "operator.nodeSelector.node-role\\.kubernetes\\.io/control-plane=",
+        "operator.tolerations[0].key=node-role.kubernetes.io/control-plane",
+        "operator.tolerations[0].operator=Exists",
+        "operator.tolerations[0].effect=NoSchedule",
+    ],
+    &[
+        "operator.leaderElection.leaseDuration=30",
+        "operator.leaderElection.renewDeadline=20",
+        "operator.leaderElection.retryPeriod=4",
+        "speaker.leaseDuration=5s",
+        "speaker.leaseRenewInterval=1s",
+        "speaker.refreshInterval=1m",
+        "speaker.shutdownGrace=3s",
+        "speaker.terminationGracePeriodSeconds=15",
+    ],
+    &["loadBalancerClass=ironlb.io/layer2"],
+    &["operator.logLevel=debug", "speaker.logLevel=trace"],
+    &["speaker.updateStrategy.type=OnDelete"],
+    &["metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "grafanaDashboard.enabled=true"],
+];
+
+/// The API group whose kinds only the Prometheus Operator's CRDs define: the lab does not serve
+/// them, so these objects cannot be validated by its API server.
+const PROMETHEUS_OPERATOR_GROUP: &str = "monitoring.coreos.com/";
+
+/// The documents of a `helm template` stream, as printed, split into those the lab's API server
+/// can validate and the kinds of those it cannot (see [`PROMETHEUS_OPERATOR_GROUP`]).
+fn server_checkable(stream: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut checkable, mut unchecked) = (Vec::new(), Vec::new());
+    let mut document = String::new();
+    for line in stream.lines().chain(["---"]) {
+        if line != "---" {
+            document.push_str(line);
+            document.push('\n');
+            continue;
+        }
+        // Between two separators: nothing, or only helm's `# Source:` comment.
+        if document.lines().all(|l| l.trim().is_empty() || l.starts_with('#')) {
+            document.clear();
+            continue;
+        }
+        let object: Value = serde_yaml::from_str(&document).context("helm printed a document that is not YAML")?;
+        if object["apiVersion"].as_str().is_some_and(|v| v.starts_with(PROMETHEUS_OPERATOR_GROUP)) {
+            unchecked.push(object["kind"].as_str().unwrap_or_default().to_owned());
+        } else if !object.is_null() {
+            checkable.push(std::mem::take(&mut document));
+        }
+        document.clear();
+    }
+    Ok((checkable, unchecked))
+}
+
+/// A release and a namespace of its own for the server-side dry runs: new names, so every object
+/// is checked as a create, and nothing of the lab's release is even looked at.
+const SCHEMA_RELEASE: &str = "ironlb-e2e-schema";
+const SCHEMA_NAMESPACE: &str = "ironlb-e2e-schema";
+
+/// `kubectl apply --dry-run=server --validate=strict` of `yaml` in the scratch namespace: the API
+/// server validates every object against its schema (OpenAPI, unknown and duplicate fields
+/// included) and runs admission, and stores nothing.
+fn dry_run(lab: &Lab, yaml: &str) -> Result<CommandOutput> {
+    let args = ["apply", "--dry-run=server", "--validate=strict", "--namespace", SCHEMA_NAMESPACE, "-f", "-"];
+    lab.kubectl_with_input(&args, yaml)
+}
+
+/// A namespace made for this test, deleted at the end; one a run that stopped half-way left
+/// behind is deleted first, with `cluster_objects` (`kind/name`), so the test starts clean.
+fn fresh_namespace(lab: &Lab, namespace: &str, cluster_objects: &[String]) -> Result<ironlb_e2e::Cleanup> {
+    let mut leftovers = lab.cleanup();
+    leftovers.adopt_namespace(namespace);
+    for object in cluster_objects {
+        leftovers.object(object);
+    }
+    leftovers.delete_now(Duration::from_secs(240));
+    let mut cleanup = lab.cleanup();
+    for object in cluster_objects {
+        cleanup.object(object);
+    }
+    cleanup.namespace(namespace)?;
+    Ok(cleanup)
+}
+
+/// Whether the ServiceMonitors and the PrometheusRule are validated is said by the test: they
+/// need the Prometheus Operator's CRDs, which the lab does not serve, so they are left out here
+/// (their content is checked by the monitoring tests above and `make chart-rules`).
+fn rendered_manifests_pass_the_api_server_s_strict_validation(lab: &Lab) -> Result<()> {
+    let _cleanup = fresh_namespace(lab, SCHEMA_NAMESPACE, &[])?;
+    // The check bites: strict validation refuses a field the schema does not know.
+    let bogus = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ironlb-e2e-bogus\ndata: {}\nbogus: 1\n";
+    let refused = dry_run(lab, bogus)?.refused()?;
+    ensure!(
+        refused.stderr.contains("unknown field"),
+        "strict validation did not name the unknown field:\n{}",
+        refused.stderr
+    );
+
+    for sets in VALUE_COMBINATIONS {
+        let rendered = template_as(lab, SCHEMA_RELEASE, SCHEMA_NAMESPACE, sets)?.ok()?;
+        let (checkable, unchecked) = server_checkable(&rendered.stdout)?;
+        let monitoring = sets.iter().any(|set| set.starts_with("metrics."));
+        ensure!(
+            unchecked.is_empty() != monitoring,
+            "with {sets:?} the chart renders {unchecked:?} of the Prometheus Operator"
+        );
+        let applied = dry_run(lab, &checkable.join("---\n"))?
+            .ok()
+            .with_context(|| format!("the API server refused the chart rendered with {sets:?}"))?;
+        let accepted = applied.stdout.lines().filter(|line| line.ends_with("(server dry run)")).count();
+        ensure!(
+            accepted == checkable.len(),
+            "with {sets:?} the API server accepted {accepted} of {} objects:\n{}",
+            checkable.len(),
+            applied.stdout
+        );
+    }
+    Ok(())
+}
+
+/// A second release of the chart beside the lab's own, in a namespace of its own: everything it
+/// names is its own, cluster-scoped objects included, so it comes and goes without touching the
+/// lab's release, whose ServiceAccount tokens the lab's binaries run with.
+const SECOND_RELEASE: &str = "ironlb-e2e-second";
+const SECOND_NAMESPACE: &str = "ironlb-e2e-helm";
+/// The values the lab installs with: no operator replica, and a speaker nodeSelector no lab Node
+/// carries. The lab has no container runtime and its kubelet stand-in leaves the chart's Pods
+/// alone (unbound, Pending), so no second set of ironlb processes can run in any case.
+const LAB_VALUES: &str = "e2e/lab/chart-values.yaml";
+/// Changed values the upgrade applies, and what each must change in the objects.
+const UPGRADE: &[&str] = &[
+    "operator.replicas=2",
+    "operator.logLevel=debug",
+    "operator.leaderElection.leaseDuration=20",
+    "operator.leaderElection.renewDeadline=12",
+    "operator.resources.requests.cpu=100m",
+    "speaker.logLevel=debug",
+    "speaker.leaseDuration=3s",
+    "speaker.leaseRenewInterval=1s",
+];
+
+/// The API group of an object's `apiVersion` (empty for the core group).
+fn group_of(object: &Value) -> &str {
+    object["apiVersion"].as_str().and_then(|v| v.rsplit_once('/')).map_or("", |(group, _)| group)
+}
+
+/// How `kubectl` names an object of a manifest: `kind.group/name` (`serviceaccount/name` in the
+/// core group).
+fn reference(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or_default().to_lowercase();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    match group_of(object) {
+        "" => format!("{kind}/{name}"),
+        group => format!("{kind}.{group}/{name}"),
+    }
+}
+
+/// The objects of a release as Helm recorded them (`helm get manifest`).
+fn release_manifest(lab: &Lab, release: &str, namespace: &str) -> Result<Vec<Value>> {
+    documents(&lab.helm(&["get", "manifest", release, "--namespace", namespace])?.ok()?.stdout)
+}
+
+/// The live object `kubectl` knows as `reference`, as JSON; None when it does not exist.
+fn live(lab: &Lab, namespace: &str, reference: &str) -> Result<Option<Value>> {
+    let got = lab.kubectl(&["get", reference, "--namespace", namespace, "--ignore-not-found", "-o", "json"])?.ok()?;
+    if got.stdout.trim().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_str(&got.stdout).with_context(|| format!("kubectl get {reference} printed no JSON"))?))
+}
+
+/// Who the lab's own ServiceAccounts are and what RBAC gives them: each object's reference, uid
+/// and resourceVersion, which any change (or a delete and re-create) moves.
+fn lab_identity_and_rbac(lab: &Lab) -> Result<Vec<(String, String, String)>> {
+    let kinds = ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"];
+    let mut state = Vec::new();
+    for object in release_manifest(lab, RELEASE, NAMESPACE)? {
+        if !kinds.iter().any(|kind| object["kind"] == *kind) {
+            continue;
+        }
+        let reference = reference(&object);
+        let found = live(lab, NAMESPACE, &reference)?.with_context(|| format!("the lab's {reference} is gone"))?;
+        let meta = &found["metadata"];
+        state.push((reference, meta["uid"].to_string(), meta["resourceVersion"].to_string()));
+    }
+    ensure!(state.len() >= 10, "the lab's release has only {state:?} of ServiceAccounts and roles");
+    Ok(state)
+}
+
+/// `helm history` of the second release: (revision, status) oldest first.
+fn second_history(lab: &Lab) -> Result<Vec<(u64, String)>> {
+    let history = lab.helm(&["history", SECOND_RELEASE, "--namespace", SECOND_NAMESPACE, "-o", "json"])?.ok()?;
+    let entries: Vec<Value> = serde_json::from_str(&history.stdout).context("helm history printed no JSON")?;
+    Ok(entries
+        .iter()
+        .map(|e| (e["revision"].as_u64().unwrap_or_default(), e["status"].as_str().unwrap_or_default().to_owned()))
+        .collect())
+}
+
+/// The second release's live workload of `kind` (`deployment.apps`, `daemonset.apps`).
+fn second_workload(lab: &Lab, kind: &str, component: &str) -> Result<Value> {
+    let reference = format!("{kind}/{SECOND_RELEASE}-{component}");
+    live(lab, SECOND_NAMESPACE, &reference)?.with_context(|| format!("the second release has no {reference}"))
+}
+
+/// `helm upgrade` of the second release with the lab's values and `sets`.
+fn upgrade_second(lab: &Lab, sets: &[&str]) -> Result<CommandOutput> {
+    let mut args =
+        vec!["upgrade", SECOND_RELEASE, "charts/ironlb", "--namespace", SECOND_NAMESPACE, "--values", LAB_VALUES];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    lab.helm(&args)
+}
+
+fn a_second_release_installs_upgrades_and_uninstalls_beside_the_lab_s(lab: &Lab) -> Result<()> {
+    // Everything the release would make is named after it, so nothing is shared with the lab's.
+    let planned = render_as(lab, SECOND_RELEASE, SECOND_NAMESPACE, &[])?;
+    let cluster_scoped: Vec<String> =
+        planned.iter().filter(|o| o["metadata"]["namespace"].is_null()).map(reference).collect();
+    ensure!(!cluster_scoped.is_empty(), "the chart renders no cluster-scoped object");
+    for object in &planned {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        ensure!(
+            name.starts_with(&format!("{SECOND_RELEASE}-")),
+            "{} is not named after its release",
+            reference(object)
+        );
+    }
+    let _cleanup = fresh_namespace(lab, SECOND_NAMESPACE, &cluster_scoped)?;
+    let lab_before = lab_identity_and_rbac(lab)?;
+
+    // Install: the CRDs are there already (Helm leaves crds/ alone then); the NOTES say what next.
+    let install = lab.helm(&[
+        "install",
+        SECOND_RELEASE,
+        "charts/ironlb",
+        "--namespace",
+        SECOND_NAMESPACE,
+        "--values",
+        LAB_VALUES,
+        "--wait",
+        "--timeout",
+        "2m",
+    ])?;
+    let install = install.ok()?;
+    pool_example(notes_of(&install)?)?;
+    ensure!(second_history(lab)? == [(1, "deployed".to_owned())], "after install: {:?}", second_history(lab)?);
+    let daemonset = wait_for("the DaemonSet controller to see the speakers", Duration::from_secs(60), || {
+        let daemonset = second_workload(lab, "daemonset.apps", "speaker")?;
+        let seen = daemonset["status"]["observedGeneration"] == daemonset["metadata"]["generation"];
+        Ok(seen.then_some(daemonset))
+    })?;
+    ensure!(
+        daemonset["status"]["desiredNumberScheduled"] == 0,
+        "the second release's DaemonSet wants speakers: {}",
+        daemonset["status"]
+    );
+
+    // Upgrade with changed values: the objects change as asked, and a budget comes with two replicas.
+    upgrade_second(lab, UPGRADE)?.ok()?;
+    let deployment = second_workload(lab, "deployment.apps", "operator")?;
+    ensure!(
+        deployment["spec"]["replicas"] == 2,
+        "the upgrade left {} operator replicas",
+        deployment["spec"]["replicas"]
+    );
+    let operator = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args = strings(&operator["args"]);
+    for flag in ["--log-level=debug", "--lease-duration=20", "--renew-deadline=12"] {
+        ensure!(args.contains(&flag), "after the upgrade the operator has no {flag}: {args:?}");
+    }
+    ensure!(operator["resources"]["requests"]["cpu"] == "100m", "the operator resources are {}", operator["resources"]);
+    let daemonset = second_workload(lab, "daemonset.apps", "speaker")?;
+    let args = strings(&daemonset["spec"]["template"]["spec"]["containers"][0]["args"]);
+    for flag in ["--log-level=debug", "--lease-duration=3s", "--lease-renew-interval=1s"] {
+        ensure!(args.contains(&flag), "after the upgrade the speaker has no {flag}: {args:?}");
+    }
+    let budget = format!("poddisruptionbudget.policy/{SECOND_RELEASE}-operator");
+    ensure!(live(lab, SECOND_NAMESPACE, &budget)?.is_some(), "two operator replicas came without {budget}");
+    let history = second_history(lab)?;
+    ensure!(history == [(1, "superseded".to_owned()), (2, "deployed".to_owned())], "after the upgrade: {history:?}");
+
+    // The operator Pods the upgrade asks for are made, and nothing runs them: the kubelet
+    // stand-in leaves the chart's Pods unbound (the lab runs its own ironlb out of cluster).
+    let selector = format!("app.kubernetes.io/instance={SECOND_RELEASE},app.kubernetes.io/component=operator");
+    let pods = wait_for("the ReplicaSet to make two operator Pods", Duration::from_secs(60), || {
+        let pods = lab.kubectl(&["get", "pods", "-n", SECOND_NAMESPACE, "-l", &selector, "-o", "json"])?.ok()?;
+        let pods: Value = serde_json::from_str(&pods.stdout)?;
+        let items = pods["items"].as_array().cloned().unwrap_or_default();
+        Ok((items.len() == 2).then_some(items))
+    })?;
+    for pod in &pods {
+        ensure!(
+            pod["spec"]["nodeName"].is_null() && pod["status"]["phase"] == "Pending",
+            "a Pod of the second release was placed or run: {}",
+            pod["metadata"]["name"]
+        );
+    }
+
+    // A bad value is refused by name, and the release stays at revision 2 as it was.
+    for (bad, named) in [
+        ("operator.logLevel=verbose", "/operator/logLevel"),
+        ("speaker.leaseRenewInterval=5s", "speaker.leaseRenewInterval"),
+    ] {
+        let sets = [UPGRADE, &[bad]].concat();
+        let refused = upgrade_second(lab, &sets)?.refused()?;
+        ensure!(refused.stderr.contains(named), "refusing {bad} did not name {named}:\n{}", refused.stderr);
+    }
+    let history = second_history(lab)?;
+    ensure!(history.last() == Some(&(2, "deployed".to_owned())), "after the refused upgrades: {history:?}");
+    let deployment = second_workload(lab, "deployment.apps", "operator")?;
+    ensure!(
+        strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]).contains(&"--log-level=debug"),
+        "a refused upgrade changed the operator: {}",
+        deployment["spec"]["template"]
+    );
+
+    // Uninstall: every object Helm recorded goes, cluster-scoped ones too; the CRDs stay.
+    let manifest = release_manifest(lab, SECOND_RELEASE, SECOND_NAMESPACE)?;
+    let recorded: Vec<String> = manifest.iter().map(reference).collect();
+    for object in cluster_scoped.iter().chain([&budget]) {
+        ensure!(recorded.contains(object), "helm get manifest does not list {object}: {recorded:?}");
+    }
+    lab.helm(&["uninstall", SECOND_RELEASE, "--namespace", SECOND_NAMESPACE, "--wait", "--timeout", "2m"])?.ok()?;
+    for object in &recorded {
+        wait_for(&format!("{object} to be deleted"), Duration::from_secs(60), || {
+            Ok(live(lab, SECOND_NAMESPACE, object)?.is_none().then_some(()))
+        })?;
+    }
+    // What controllers made for it (ReplicaSets, Pods, revisions, endpoint slices) is collected.
+    let made = format!("app.kubernetes.io/instance={SECOND_RELEASE}");
+    let kinds = "replicasets.apps,pods,controllerrevisions.apps,endpointslices.discovery.k8s.io";
+    wait_for("the second release's ReplicaSets, Pods and revisions to be collected", Duration::from_secs(60), || {
+        let left = lab.kubectl(&["get", kinds, "-n", SECOND_NAMESPACE, "-l", &made, "-o", "name"])?.ok()?;
+        Ok(left.stdout.trim().is_empty().then_some(()))
+    })?;
+    let records = format!("owner=helm,name={SECOND_RELEASE}");
+    let left = lab.kubectl(&["get", "secrets", "-n", SECOND_NAMESPACE, "-l", &records, "-o", "name"])?.ok()?;
+    ensure!(left.stdout.trim().is_empty(), "Helm kept release records: {}", left.stdout);
+    lab.helm(&["status", SECOND_RELEASE, "--namespace", SECOND_NAMESPACE])?.refused()?;
+    for crd in chart_crds(lab)? {
+        let name = crd.metadata.name.unwrap_or_default();
+        ensure!(
+            live(lab, SECOND_NAMESPACE, &format!("customresourcedefinition.apiextensions.k8s.io/{name}"))?.is_some(),
+            "the uninstall removed the CRD {name}"
+        );
+    }
+
+    // The lab's release never changed: same ServiceAccounts (so the same tokens), same RBAC.
+    let lab_after = lab_identity_and_rbac(lab)?;
+    ensure!(lab_after == lab_before, "the lab's release changed:\nbefore {lab_before:?}\nafter  {lab_after:?}");
     Ok(())
 }
