@@ -31,6 +31,7 @@ build: ## Build every crate (debug)
 unit: ## Unit, property and integration tests (no lab needed)
 	$(CARGO) test --workspace --exclude ironlb-e2e
 	$(CARGO) test -p ironlb-e2e --bin ironlb-lab-kubelet
+	$(CARGO) test -p ironlb-e2e --test e2e -- --exact docs::every_documented_command_is_run_by_a_test
 
 .PHONY: bins
 bins: ## Build the ironlb binaries the lab runs, and the `ironlb` CLI the e2e suite drives (debug)

@@ -11,6 +11,7 @@ mod api;
 mod chart;
 mod control_plane;
 mod demo;
+mod docs;
 mod failover;
 mod faults;
 mod migrate;
@@ -50,13 +51,18 @@ fn main() {
         faults::TESTS,
         failover::TESTS,
         demo::TESTS,
+        docs::TESTS,
         migrate::TESTS,
     ]
     .concat();
-    let trials = tests
+    let mut trials: Vec<Trial> = tests
         .into_iter()
         .map(|(name, test)| Trial::test(name, move || test(&lab()?).map_err(|e| format!("{e:#}").into())))
         .collect();
+    // Reads the docs only: runs without starting the lab (`make unit` runs it alone).
+    trials.push(Trial::test(docs::COVERAGE_CHECK, || {
+        docs::every_documented_command_is_run_by_a_test().map_err(|e| format!("{e:#}").into())
+    }));
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(session) = SESSION.get().and_then(|slot| slot.lock().ok()?.take()) {
         session.finish(conclusion.has_failed());
