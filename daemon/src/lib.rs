@@ -4,10 +4,12 @@
 //! - [`identity`]: the pod name (`POD_NAME`) or, out of cluster, the host name;
 //! - [`shutdown_signal`]: SIGTERM (Kubernetes stopping the Pod) or Ctrl-C;
 //! - [`Health`] and [`serve`]: `GET /metrics` (OpenMetrics text, rendered by the binary's own
-//!   metrics), `/healthz` (liveness) and `/readyz` (readiness) on the metrics port.
+//!   metrics), `/healthz` (liveness) and `/readyz` (readiness) on the metrics port;
+//! - [`WatchBackoff`]: how fast a failed watch is retried.
 
 #![forbid(unsafe_code)]
 
+mod backoff;
 mod health;
 
 use std::fmt;
@@ -21,6 +23,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+pub use self::backoff::WatchBackoff;
 pub use self::health::Health;
 
 /// The content type of `GET /metrics`.

@@ -33,6 +33,7 @@ use ironlb_crds::announcer::peers::LEASE_SELECTOR;
 use ironlb_crds::announcer::{Advertisements, PublishedConflict};
 use ironlb_crds::events::{Note, event};
 use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement, L2AdvertisementSpec};
+use ironlb_daemon::WatchBackoff;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -141,7 +142,7 @@ pub async fn run(
                 Api::<Lease>::namespaced(client.clone(), &settings.namespace),
                 watcher::Config::default().labels(LEASE_SELECTOR),
             )
-            .default_backoff(),
+            .backoff(WatchBackoff::default()),
             inputs.clone(),
             Input::Lease,
         ),
@@ -330,7 +331,7 @@ fn watch_all<K>(client: Client, config: watcher::Config) -> impl Stream<Item = w
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
-    watcher::watcher(Api::<K>::all(client), config).default_backoff()
+    watcher::watcher(Api::<K>::all(client), config).backoff(WatchBackoff::default())
 }
 
 /// Forwards a watch into the loop, logging (not forwarding) its errors: the watcher retries by
@@ -430,9 +431,10 @@ fn follow_local_services(
         let api: Api<EndpointSlice> = Api::namespaced(client.clone(), &service.0);
         let config = watcher::Config::default().labels(&format!("{SERVICE_NAME_LABEL}={}", service.1));
         let key = service.clone();
-        let watch = forward(watcher::watcher(api, config).default_backoff(), inputs.clone(), move |event| {
-            Input::Slices(key.clone(), event)
-        });
+        let watch =
+            forward(watcher::watcher(api, config).backoff(WatchBackoff::default()), inputs.clone(), move |event| {
+                Input::Slices(key.clone(), event)
+            });
         watches.insert(service, watch);
     }
 }

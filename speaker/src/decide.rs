@@ -174,6 +174,11 @@ impl ClusterView {
     pub fn decide(&self, me: &str, now: Instant) -> Decision {
         let services = self.service_facts();
         let nodes = self.peers.node_facts(now);
+        tracing::debug!(
+            live = ?nodes.iter().filter(|n| n.lease_live).map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            lease_expired = ?nodes.iter().filter(|n| !self.peers.is_live(&n.name, now)).map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            "deciding"
+        );
         let mut decision = Decision::default();
         for announcement in announcements(&services) {
             let Some(winner) = announcement.winner(&nodes, &self.advertisements) else {

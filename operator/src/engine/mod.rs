@@ -51,6 +51,7 @@ use futures::stream::BoxStream;
 use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
 use ironlb_crds::announcer::peers::LEASE_SELECTOR;
 use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement, condition_type};
+use ironlb_daemon::WatchBackoff;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -262,12 +263,20 @@ impl Engine {
         let slices = watcher(Api::<EndpointSlice>::all(client.clone()), config.clone().labels(SERVICE_NAME_LABEL));
         let advertisements = watcher(Api::<L2Advertisement>::all(client.clone()), config);
         let streams: [BoxStream<'static, Input>; 6] = [
-            pools.default_backoff().filter_map(logged("IPAddressPool")).map(Input::Pool).boxed(),
-            services.default_backoff().filter_map(logged("Service")).map(Input::Service).boxed(),
-            namespaces.default_backoff().filter_map(logged("Namespace")).map(Input::Namespace).boxed(),
-            leases.default_backoff().filter_map(logged("Lease")).map(Input::Lease).boxed(),
-            slices.default_backoff().filter_map(logged("EndpointSlice")).map(Input::EndpointSlice).boxed(),
-            advertisements.default_backoff().filter_map(logged("L2Advertisement")).map(Input::Advertisement).boxed(),
+            pools.backoff(WatchBackoff::default()).filter_map(logged("IPAddressPool")).map(Input::Pool).boxed(),
+            services.backoff(WatchBackoff::default()).filter_map(logged("Service")).map(Input::Service).boxed(),
+            namespaces.backoff(WatchBackoff::default()).filter_map(logged("Namespace")).map(Input::Namespace).boxed(),
+            leases.backoff(WatchBackoff::default()).filter_map(logged("Lease")).map(Input::Lease).boxed(),
+            slices
+                .backoff(WatchBackoff::default())
+                .filter_map(logged("EndpointSlice"))
+                .map(Input::EndpointSlice)
+                .boxed(),
+            advertisements
+                .backoff(WatchBackoff::default())
+                .filter_map(logged("L2Advertisement"))
+                .map(Input::Advertisement)
+                .boxed(),
         ];
         futures::stream::select_all(streams).boxed()
     }
