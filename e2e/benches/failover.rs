@@ -236,7 +236,7 @@ fn one_run(lab: &Lab, hosts: &Hosts, addresses: [IpAddr; 2], scenario: Scenario)
     // Both families seen served by the old node before the fault: the client starts from it.
     // Then a random wait, so the fault falls anywhere in the speakers' renew cycle rather than
     // at the phase the bench's own fixed waits would lock it to.
-    std::thread::sleep(Duration::from_millis(300) + random_below(FAULT_JITTER));
+    std::thread::sleep(Duration::from_millis(300) + FAULT_JITTER.mul_f64(fastrand::f64()));
 
     let speaker = Speaker::of(lab, &old)?;
     let fault_at = Instant::now();
@@ -385,14 +385,6 @@ fn lease_write_rate(lab: &Lab, hosts: &Hosts) -> Result<WriteRate> {
         duration: arg("--lease-duration", "2s (default)"),
         renew: arg("--lease-renew-interval", "500ms (default)"),
     })
-}
-
-/// A duration uniformly below `limit`, from the clock's nanoseconds (no seed to manage; the
-/// bench needs spread, not reproducibility).
-fn random_below(limit: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let limit_micros = limit.as_micros().max(1) as u64;
-    Duration::from_micros(u64::from(nanos / 1000) % limit_micros)
 }
 
 fn ms(duration: Option<Duration>) -> String {

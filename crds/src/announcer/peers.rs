@@ -304,11 +304,14 @@ impl Peers {
         self.nodes.values().filter_map(|peer| peer.expires_at).filter(|&at| at > now).min()
     }
 
-    /// The conflicts live nodes report, with the node reporting each, sorted by node.
+    /// The conflicts the nodes that count live report (by the rule of [`Self::node_facts`]: a
+    /// report does not lapse while an outage holds its node), with the node reporting each,
+    /// sorted by node.
     pub fn conflicts(&self, now: Instant) -> Vec<(&str, &PublishedConflict)> {
+        let latest = self.latest_observation();
         self.nodes
             .iter()
-            .filter(|(_, peer)| peer.expires_at.is_some_and(|expires_at| now < expires_at))
+            .filter(|(_, peer)| self.counts_live(peer, now, latest))
             .flat_map(|(name, peer)| peer.facts.conflicts.iter().map(move |conflict| (name.as_str(), conflict)))
             .collect()
     }
@@ -407,7 +410,11 @@ mod tests {
         assert!(peers.would_change(&lease("node-a", Some(&facts), Some("pod-a")), seen), "a new conflict is news");
         peers.observe(&lease("node-b", Some(&facts), Some("pod-b")), seen);
         assert_eq!(peers.conflicts(seen), vec![("node-b", &conflict)]);
-        assert!(peers.conflicts(seen + Duration::from_secs(2)).is_empty(), "a silent node's report lapses with it");
+        let later = seen + Duration::from_secs(2);
+        assert_eq!(peers.conflicts(later), vec![("node-b", &conflict)], "nobody renewed: an outage holds the report");
+        let renewed = versioned("node-a", Some(&published()), Some("pod-a"), Some("2"));
+        peers.observe(&renewed, seen + Duration::from_millis(1_500));
+        assert!(peers.conflicts(later).is_empty(), "node-b went silent while node-a renewed: its report lapses");
     }
 
     fn live_nodes(peers: &Peers, now: Instant) -> Vec<String> {

@@ -462,15 +462,6 @@ impl Engine {
             self.metrics.observe_reconcile(Controller::Service, started.elapsed(), true);
         }
         self.decide_announcers();
-        // A conflict reported or over, on any pool's address: every pool's condition is judged
-        // again (rare, and an unchanged status is not written).
-        let reported = self.inputs.conflicts(Instant::now());
-        if let Some(leadership) = &mut self.leadership
-            && leadership.reported_conflicts != reported
-        {
-            leadership.reported_conflicts = reported;
-            leadership.dirty_pool_status.extend(pools.state().iter().map(|pool| pool.name_any()));
-        }
         // A listing older than a pending decision is not written: the decision is at most
         // one coalescing interval away, and writing twice would cost more than waiting.
         if self.leadership.as_ref().is_some_and(|leadership| !leadership.announcers.is_stale()) {
@@ -509,6 +500,15 @@ impl Engine {
                 changed += 1;
                 leadership.dirty_pool_status.insert(report.pool);
             }
+        }
+        // Conflicts come with the speakers' facts and go with their liveness, which is what
+        // makes a decision due: judged here, not on every turn. One reported or over, on any
+        // pool's address: every pool's condition is judged again (rare; an unchanged status is
+        // not written).
+        let reported = self.inputs.conflicts(now);
+        if leadership.reported_conflicts != reported {
+            leadership.reported_conflicts = reported;
+            leadership.dirty_pool_status.extend(pools.state().iter().map(|pool| pool.name_any()));
         }
         if moved > 0 {
             info!(addresses = moved, "announcing nodes changed");
