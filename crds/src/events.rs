@@ -6,6 +6,34 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 
+/// Every Event reason either binary posts, in one place: users filter on them
+/// (`kubectl get events --field-selector reason=AllocationFailed`), alerts and docs name them,
+/// so they are part of the API and never spelled twice.
+pub mod reason {
+    /// Operator, Normal: a Service was given its addresses.
+    pub const IP_ALLOCATED: &str = "IPAllocated";
+    /// Operator, Warning: a Service could not be given an address; the message says why.
+    pub const ALLOCATION_FAILED: &str = "AllocationFailed";
+    /// Operator: a Service's addresses went back to its pool (Normal), or a pool change took
+    /// them away (Warning).
+    pub const IP_RELEASED: &str = "IPReleased";
+    /// Operator, Warning on a pool: its addresses overlap another pool's.
+    pub const CONFLICT: &str = "Conflict";
+    /// Warning: another host on the LAN claims an address ironlb announces (speaker, on the
+    /// Service; operator, on the pool).
+    pub const ADDRESS_CONFLICT: &str = "AddressConflict";
+    /// Speaker, Normal: the other host no longer claims the address.
+    pub const ADDRESS_CONFLICT_RESOLVED: &str = "AddressConflictResolved";
+    /// Speaker, Warning: a probe found a new address already in use; it is not announced.
+    pub const ADDRESS_IN_USE: &str = "AddressInUse";
+    /// Speaker, Normal: this node now answers for the Service's addresses.
+    pub const ANNOUNCING: &str = "Announcing";
+    /// Operator, Warning on a pool: one of its ranges holds a node's own address.
+    pub const NODE_ADDRESS_IN_POOL: &str = "NodeAddressInPool";
+    /// Operator or speaker, Warning: an object the binary cannot read was skipped.
+    pub const UNREADABLE_OBJECT: &str = "UnreadableObject";
+}
+
 /// The API server refuses an Event note longer than this (bytes).
 pub const MAX_NOTE: usize = 1024;
 

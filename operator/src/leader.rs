@@ -17,14 +17,15 @@
 //!   the old leader has stopped writing `lease_duration - renew_deadline` before anyone may take over,
 //!   a margin for clock-rate drift and for a write already on the wire.
 //!
-//! Recommended use in `main`: start the caches, [`LeaderElector::run`] the elector next to them, wait
-//! for [`Leadership::acquired`], then start the writers and check [`Leadership::is_leader`] before
-//! each write. When `run` returns an error leadership is lost: stop writing at once (the gate is
-//! already closed) and exit non-zero, so the pod restarts as a clean standby, as client-go
-//! controllers do. An in-process return to standby would have to prove that no half-finished
-//! reconcile or in-memory allocation survives, which a restart gives for free. On SIGTERM, let `run`
-//! return `Ok`, drain the writers, then call [`LeaderElector::release`] so the standby takes over
-//! at once instead of after a lease duration.
+//! Use in `main`: start the caches, [`LeaderElector::run`] the elector next to them, and check
+//! [`Leadership::is_leader`] before each write ([`Leadership::lost`] wakes a loop the moment
+//! leadership ends). When `run` returns an error leadership is lost: the gate is already closed,
+//! so writers stop at once; the caller then calls `run` again to campaign, and the engine starts
+//! its next term from its warm caches with a restore, exactly as a fresh leader does (linkerd's
+//! policy controller works the same way). Exiting instead would turn every API-server stall longer
+//! than the renew deadline into a CrashLoopBackOff of every replica, with nobody allocating. On
+//! SIGTERM, let `run` return `Ok`, drain the writers, then call [`LeaderElector::release`] so the
+//! standby takes over at once instead of after a lease duration.
 
 use std::fmt;
 use std::future::Future;
@@ -266,8 +267,7 @@ impl LeaderElector {
     ///
     /// Returns `Ok` when `shutdown` resolves, and an error ([`LeaderError::TakenOver`] or
     /// [`LeaderError::RenewDeadlineExceeded`]) when leadership is lost; either way the gate is
-    /// closed before it returns. `run` may be called again to campaign again, but see the module
-    /// docs for why exiting is the better answer to a loss.
+    /// closed before it returns. Call `run` again to campaign again (see the module docs).
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), LeaderError> {
         let result = tokio::select! {
             biased;

@@ -15,7 +15,7 @@ use clap::Parser;
 use ironlb_operator::engine::{Engine, EngineSettings};
 use ironlb_operator::leader::{LeaderElector, LeaseSettings};
 use ironlb_operator::telemetry::{self, Health, Metrics};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Flags of ironlb-operator; each has an environment fallback.
 #[derive(Debug, Parser)]
@@ -92,9 +92,19 @@ async fn main() -> anyhow::Result<()> {
     let engine = Engine::new(client, settings, metrics.clone(), &identity);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // Losing the lease is not fatal: the engine stops writing at once and stands by with its
+    // caches warm, and the elector campaigns again. Only shutdown ends this task.
     let elector_task = tokio::spawn(async move {
-        let result = elector.run(async { stop_rx.await.unwrap_or_default() }).await;
-        (elector, result)
+        let mut stop_rx = stop_rx;
+        loop {
+            let stop = async {
+                let _ = (&mut stop_rx).await;
+            };
+            match elector.run(stop).await {
+                Ok(()) => return elector,
+                Err(loss) => warn!(%loss, "leadership lost: standing by and campaigning again"),
+            }
+        }
     });
     let outcome = tokio::select! {
         result = engine.run(health.clone(), gate) => result,
@@ -104,10 +114,9 @@ async fn main() -> anyhow::Result<()> {
     metrics.set_leader(false);
     // Stop renewing, then hand the Lease over so the standby takes over at once.
     let _ = stop_tx.send(());
-    let (mut elector, elected) = elector_task.await?;
+    let mut elector = elector_task.await?;
     if let Err(error) = tokio::time::timeout(Duration::from_secs(5), elector.release()).await.unwrap_or(Ok(())) {
         error!(%error, "could not release the leader Lease");
     }
-    elected?;
     outcome
 }

@@ -44,7 +44,7 @@ use ironlb_crds::announcer::{
 use ironlb_crds::v1alpha1::{Allocation, IPAddressPoolStatus, TRAFFIC_POLICY_LOCAL};
 
 use super::announcer_inputs::AnnouncerInputs;
-use super::pools::{LISTING_BUDGET, listing_cost};
+use super::listing::{LISTING_BUDGET, Listing, listing_cost};
 use crate::allocator::{Allocator, ServiceKey};
 
 #[cfg(test)]
@@ -54,18 +54,6 @@ mod tests;
 pub(crate) const MIN_DECISION_INTERVAL: Duration = Duration::from_millis(100);
 /// The interval between decisions is at least this many times what the last decision cost.
 pub(crate) const COST_FACTOR: u32 = 4;
-
-/// What one pool's status lists: its allocations with what speakers decide from and who
-/// announces them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Listing {
-    /// The first allocations, in Service order, as many as [`LISTING_BUDGET`] allows.
-    pub(crate) allocations: Vec<Allocation>,
-    /// Allocations past the cap. No speaker sees them, so no node announces them.
-    pub(crate) unlisted: usize,
-    /// The addresses of the unlisted allocations.
-    pub(crate) unlisted_addresses: usize,
-}
 
 /// One pool as a decision reads it besides its allocations (which the allocator holds).
 pub(crate) struct PoolInput {

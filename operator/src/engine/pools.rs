@@ -7,7 +7,6 @@
 //! no Service that already has an address. Its `Invalid` condition says why.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use ironlb_crds::address::Family;
 use ironlb_crds::announcer::PublishedConflict;
@@ -15,42 +14,8 @@ use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, cond
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector as KubeSelector, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::announcers::Listing;
-use crate::allocator::{
-    LabelSelector, PoolConfig, PoolView, Requirement, SelectorOperator, ServiceAllocation, ServiceKey,
-};
-
-/// The most bytes a pool status spends on `allocations`, as [`listing_cost`]
-/// estimates them. Kubernetes refuses objects over about 1.5 MiB (etcd's
-/// request limit), and the rest of the object (spec, conditions, metadata)
-/// needs room too. Past the budget the status lists the first allocations (by
-/// namespace and name) and its Ready condition says how many it left out. The
-/// counts stay exact and every Service's own status carries its address, but
-/// speakers announce only listed allocations: an unlisted address is assigned
-/// and unreachable, so such a pool must be split.
-///
-/// A budget in bytes rather than a count, because an entry's size depends on
-/// its names: a count safe for `bench/svc-00001` overflows the object with
-/// long namespace and Service names.
-pub(crate) const LISTING_BUDGET: usize = 1_200_000;
-
-/// What listing an allocation costs at least (see [`listing_cost`]): field
-/// names, punctuation, `Local`, `false`, an allowance for the node and
-/// interface names, and the `managedFields` entry but for its key.
-const LISTING_COST_FIXED: usize = 340;
-
-/// The most allocations a pool status can list, whatever their names.
-pub(crate) const MAX_LISTED_ALLOCATIONS: usize = LISTING_BUDGET / LISTING_COST_FIXED;
-
-/// An upper estimate of what listing one allocation costs in the stored
-/// object: its JSON entry with every optional field set, a node name of up to
-/// 63 characters and an interface name, plus its server-side-apply
-/// `managedFields` entry, which repeats the namespace and the name. (About 390
-/// bytes for `bench/svc-00001`: the budget lists about 3,100 of those.)
-pub(crate) fn listing_cost(key: &ServiceKey, addresses: &[IpAddr]) -> usize {
-    let addresses: usize = addresses.iter().map(|address| if address.is_ipv4() { 18 } else { 42 }).sum();
-    LISTING_COST_FIXED + 2 * (key.namespace.len() + key.name.len()) + addresses
-}
+use super::listing::Listing;
+use crate::allocator::{LabelSelector, PoolConfig, PoolView, Requirement, SelectorOperator, ServiceAllocation};
 
 /// Why a pool's spec cannot be used, for its `Invalid` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,10 +223,12 @@ mod tests {
     use ironlb_crds::v1alpha1::{IPAddressPool, condition_type};
     use k8s_openapi::jiff::Timestamp;
 
-    use super::{LISTING_BUDGET, PublishedConflict, listing_cost, pool_config, pool_status};
+    use super::{PublishedConflict, pool_config, pool_status};
     use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey};
     use crate::engine::announcer_inputs::AnnouncerInputs;
-    use crate::engine::announcers::{Listing, PoolInput, Winners, decide};
+    use crate::engine::announcers::{PoolInput, Winners, decide};
+    use crate::engine::listing::Listing;
+    use crate::engine::listing::{LISTING_BUDGET, listing_cost};
     use ironlb_crds::address::Family;
     use ironlb_crds::v1alpha1::Allocation;
 

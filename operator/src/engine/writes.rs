@@ -1,5 +1,6 @@
-//! The API writes the engine decides on, as self-contained jobs that run
-//! concurrently with the engine loop and report back how they went.
+//! The API writes the engine decides on: [`Effect`]s, as the engine's pure steps return them,
+//! and the [`Writer`] that runs each as a self-contained job, concurrently with the engine loop,
+//! reporting back how it went ([`WriteDone`]).
 //!
 //! Every write is a server-side apply under one field manager
 //! ([`FIELD_MANAGER`]): ironlb owns exactly the fields it sets
@@ -10,13 +11,14 @@
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use serde_json::json;
 
 use crate::allocator::{Assignment, ServiceKey};
@@ -33,17 +35,62 @@ pub(crate) struct Writer {
     identity: String,
 }
 
+/// What the engine wants the cluster told.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Effect {
+    /// Make the Service show `assignment` (or nothing): its `status.loadBalancer.ingress` and
+    /// `ironlb.io/allocated-from-pool`.
+    WriteService {
+        /// The Service.
+        key: ServiceKey,
+        /// What it is to show.
+        assignment: Option<Assignment>,
+    },
+    /// Apply this status to the pool.
+    WritePoolStatus {
+        /// The pool's name.
+        pool: String,
+        /// Its whole status (ironlb owns all of it).
+        status: IPAddressPoolStatus,
+    },
+    /// Publish an Event.
+    PostEvent {
+        /// What it is about.
+        regarding: ObjectReference,
+        /// What it says.
+        note: Note,
+    },
+    /// Look at the Service again after `after` (a failed write's back-off).
+    RetryService {
+        /// The Service.
+        key: ServiceKey,
+        /// How long to wait.
+        after: Duration,
+    },
+}
+
+impl Effect {
+    pub(crate) fn write_service(key: ServiceKey, assignment: Option<Assignment>) -> Self {
+        Self::WriteService { key, assignment }
+    }
+
+    pub(crate) fn event<K: Resource<DynamicType = ()>>(object: &K, note: Note) -> Self {
+        Self::PostEvent { regarding: object.object_ref(&()), note }
+    }
+}
+
 /// A write to run.
-pub(crate) struct Job(std::pin::Pin<Box<dyn Future<Output = JobOutcome> + Send>>);
+pub(crate) struct Job(std::pin::Pin<Box<dyn Future<Output = WriteDone> + Send>>);
 
 impl Job {
-    pub(crate) fn run(self) -> impl Future<Output = JobOutcome> + Send {
+    pub(crate) fn run(self) -> impl Future<Output = WriteDone> + Send {
         self.0
     }
 }
 
 /// How a write went.
-pub(crate) enum JobOutcome {
+#[derive(Debug)]
+pub(crate) enum WriteDone {
     /// The Service's status and annotation.
     Service { key: ServiceKey, result: Result<(), kube::Error> },
     /// A pool's status.
@@ -62,11 +109,24 @@ impl Writer {
         Self { client, identity: identity.to_owned() }
     }
 
+    /// The job that carries out `effect`.
+    pub(crate) fn run(&self, effect: Effect) -> Job {
+        match effect {
+            Effect::WriteService { key, assignment } => self.service(key, assignment),
+            Effect::WritePoolStatus { pool, status } => self.pool_status(pool, status),
+            Effect::PostEvent { regarding, note } => self.event(regarding, note),
+            Effect::RetryService { key, after } => Job(Box::pin(async move {
+                tokio::time::sleep(after).await;
+                WriteDone::Retry { key }
+            })),
+        }
+    }
+
     /// Makes the Service show `assignment` (or nothing): its
     /// `status.loadBalancer.ingress` and `ironlb.io/allocated-from-pool`.
-    pub(crate) fn service(&self, key: ServiceKey, svc: &Service, assignment: Option<Assignment>) -> Job {
+    fn service(&self, key: ServiceKey, assignment: Option<Assignment>) -> Job {
         let api: Api<Service> = Api::namespaced(self.client.clone(), &key.namespace);
-        let name = svc.name_any();
+        let name = key.name.clone();
         let addresses: Vec<IpAddr> = assignment.as_ref().map(|a| a.addresses.clone()).unwrap_or_default();
         let status = json!({
             "apiVersion": "v1", "kind": "Service",
@@ -90,12 +150,12 @@ impl Writer {
                 Ok(())
             }
             .await;
-            JobOutcome::Service { key, result }
+            WriteDone::Service { key, result }
         }))
     }
 
     /// Writes a pool's status.
-    pub(crate) fn pool_status(&self, pool: String, status: IPAddressPoolStatus) -> Job {
+    fn pool_status(&self, pool: String, status: IPAddressPoolStatus) -> Job {
         let api: Api<IPAddressPool> = Api::all(self.client.clone());
         let patch = json!({
             "apiVersion": "ironlb.io/v1alpha1", "kind": "IPAddressPool",
@@ -106,7 +166,7 @@ impl Writer {
                 .patch_status(&pool, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
                 .await
                 .map(drop);
-            JobOutcome::PoolStatus { pool, result }
+            WriteDone::PoolStatus { pool, result }
         }))
     }
 
@@ -117,14 +177,16 @@ impl Writer {
     /// something changed (a new reason, a new address), and kube-rs's
     /// recorder would fold two Events of one reason into a series that keeps
     /// only the first message.
-    pub(crate) fn event<K: Resource<DynamicType = ()>>(&self, object: &K, note: Note) -> Job {
-        let regarding = object.object_ref(&());
+    fn event(&self, regarding: ObjectReference, note: Note) -> Job {
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".to_owned());
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let mut event = ironlb_crds::events::event(regarding, note, FIELD_MANAGER, &self.identity, Timestamp::now());
         event.metadata.namespace = Some(namespace);
-        Job(Box::pin(async move {
-            JobOutcome::Event { result: api.create(&PostParams::default(), &event).await.map(drop) }
-        }))
+        Job(Box::pin(
+            async move { WriteDone::Event { result: api.create(&PostParams::default(), &event).await.map(drop) } },
+        ))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,659 @@
+//! The engine's state and its pure steps: every input goes in through an `on_*` method, and
+//! what the cluster must be told comes out as [`Effect`]s, which the driver ([`super::Engine`])
+//! turns into API writes. Nothing here holds a client or a clock of its own (`now` is passed
+//! in), so every rule of the loop is tested by feeding it watch events (`tests.rs`).
+//!
+//! Every replica keeps its caches and announcer inputs warm; only the leader holds a
+//! [`Leading`]: the allocator and what is left to do. Becoming leader builds one from the
+//! caches (restoring every recorded address before anything new is allocated); losing the
+//! lease drops it at once, so a standby writes nothing and holds no half-finished work, and the
+//! next term starts from the caches again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironlb_crds::address::Family;
+use ironlb_crds::announcer::PublishedConflict;
+use ironlb_crds::events::{Note, reason};
+use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus, condition_type};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer as StoreWriter};
+use kube::runtime::watcher::Event;
+use tracing::{debug, info, warn};
+
+use super::announcer_inputs::{AnnouncerInputs, Touched};
+use super::announcers::{Announcers, PoolInput};
+use super::listing::{Listing, MAX_LISTED_ALLOCATIONS};
+use super::pools::{InvalidPool, pool_config, pool_status};
+use super::writes::{Effect, WriteDone};
+use super::{EngineSettings, FIELD_MANAGER};
+use crate::allocator::{AllocationRequest, Allocator, Assignment, Labels, PoolChange, ServiceKey};
+use crate::service::{self, annotation};
+use crate::telemetry::{Controller, Metrics};
+
+/// What every step reads besides the state: the settings and where to count.
+#[derive(Clone, Debug)]
+pub(crate) struct Context {
+    pub(crate) settings: EngineSettings,
+    pub(crate) metrics: Metrics,
+}
+
+/// The caches every replica keeps, and whether each has had its first full list.
+#[derive(Default)]
+struct Caches {
+    pools: StoreWriter<IPAddressPool>,
+    services: StoreWriter<Service>,
+    namespaces: StoreWriter<PartialObjectMeta<Namespace>>,
+    pools_listed: bool,
+    services_listed: bool,
+    namespaces_listed: bool,
+}
+
+impl Caches {
+    fn listed(&self) -> bool {
+        self.pools_listed && self.services_listed && self.namespaces_listed
+    }
+}
+
+/// What the leader holds for one term: what the allocator knows and what is left to do.
+#[derive(Default)]
+struct Leading {
+    allocator: Allocator,
+    /// Pools whose spec the allocator has (their generation), to spot changes.
+    applied_pools: BTreeMap<String, Option<i64>>,
+    /// Pools whose current spec is invalid, and why.
+    invalid_pools: BTreeMap<String, InvalidPool>,
+    /// Services to look at again.
+    dirty_services: BTreeSet<ServiceKey>,
+    /// Pools whose spec to apply again.
+    dirty_pool_specs: BTreeSet<String>,
+    /// Pools whose status to write, and when each was last written.
+    dirty_pool_status: BTreeSet<String>,
+    last_status_write: HashMap<String, Instant>,
+    /// Managed Services the allocator could not serve, and the last reason (an Event is sent
+    /// when the reason changes, not on every retry).
+    pending: BTreeMap<ServiceKey, String>,
+    /// Services with a write in flight: they are not looked at until it ends.
+    in_flight: BTreeSet<ServiceKey>,
+    /// Who announces what, as the pool status lists it, and when to decide again.
+    announcers: Announcers,
+    /// The address conflicts the speakers report, as the pool statuses were last built with.
+    reported_conflicts: Vec<(String, PublishedConflict)>,
+}
+
+/// The engine's state. Feed it with the `on_*` methods; execute what they return.
+pub(crate) struct EngineState {
+    context: Context,
+    caches: Caches,
+    inputs: AnnouncerInputs,
+    leading: Option<Leading>,
+    /// Writes handed out and not yet reported done: bounded by `write_concurrency`.
+    writes_in_flight: usize,
+}
+
+impl std::fmt::Debug for EngineState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineState")
+            .field("leading", &self.leading.is_some())
+            .field("writes_in_flight", &self.writes_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineState {
+    pub(crate) fn new(context: Context) -> Self {
+        Self {
+            context,
+            caches: Caches::default(),
+            inputs: AnnouncerInputs::default(),
+            leading: None,
+            writes_in_flight: 0,
+        }
+    }
+
+    /// Whether every cache and every announcer input has had its first full list: the replica
+    /// is ready (and may lead).
+    pub(crate) fn is_synced(&self) -> bool {
+        self.caches.listed() && self.inputs.synced()
+    }
+
+    /// Whether this replica holds a term's state.
+    pub(crate) fn is_leading(&self) -> bool {
+        self.leading.is_some()
+    }
+
+    /// When the loop must wake up without an event: the next Lease expiry, or the end of the
+    /// interval a pending decision waits for. Only the leader decides, and only once its
+    /// announcer inputs are listed (until then the list events wake it).
+    pub(crate) fn wake_at(&self) -> Option<Instant> {
+        let leading = self.leading.as_ref()?;
+        let decision = leading.announcers.due_at().filter(|_| self.inputs.synced());
+        [self.inputs.next_expiry(), decision].into_iter().flatten().min()
+    }
+
+    pub(crate) fn on_pool(&mut self, event: Event<IPAddressPool>) {
+        self.caches.pools.apply_watcher_event(&event);
+        self.caches.pools_listed |= matches!(event, Event::InitDone);
+        let Some(leading) = &mut self.leading else { return };
+        for pool in touched(&event) {
+            leading.dirty_pool_specs.insert(pool.name_any());
+            // Pool labels select L2Advertisements.
+            leading.announcers.pool_labels_seen(&pool.name_any(), pool.labels());
+        }
+        if matches!(event, Event::InitDone) {
+            // After a relist, deleted pools are only visible as absent.
+            leading.dirty_pool_specs.extend(leading.applied_pools.keys().cloned());
+        }
+    }
+
+    pub(crate) fn on_service(&mut self, event: Event<Service>) {
+        self.caches.services.apply_watcher_event(&event);
+        self.caches.services_listed |= matches!(event, Event::InitDone);
+        let Some(leading) = &mut self.leading else { return };
+        for svc in touched(&event) {
+            leading.announcers.traffic_policy_seen(&service_key(svc), service::is_local(svc));
+        }
+        leading.dirty_services.extend(touched(&event).map(service_key));
+        if matches!(event, Event::InitDone) {
+            // A Service deleted while the watch was down shows only as absent.
+            leading.dirty_services.extend(leading.allocator.assignments().map(|(key, _)| key.clone()));
+        }
+    }
+
+    pub(crate) fn on_namespace(&mut self, event: Event<PartialObjectMeta<Namespace>>) {
+        self.caches.namespaces.apply_watcher_event(&event);
+        self.caches.namespaces_listed |= matches!(event, Event::InitDone);
+        let Some(leading) = &mut self.leading else { return };
+        // Namespace labels decide serviceAllocation.namespaceSelectors.
+        let namespaces: BTreeSet<String> = touched(&event).map(|ns| ns.name_any()).collect();
+        if namespaces.is_empty() {
+            return;
+        }
+        let services = self.caches.services.as_reader();
+        leading.dirty_services.extend(
+            services
+                .state()
+                .iter()
+                .filter(|svc| namespaces.contains(&svc.namespace().unwrap_or_default()))
+                .map(|svc| service_key(svc)),
+        );
+    }
+
+    pub(crate) fn on_lease(&mut self, event: Event<k8s_openapi::api::coordination::v1::Lease>, now: Instant) {
+        if self.inputs.take_lease(event, now)
+            && let Some(leading) = &mut self.leading
+        {
+            leading.announcers.invalidate();
+        }
+    }
+
+    pub(crate) fn on_endpoint_slice(&mut self, event: Event<k8s_openapi::api::discovery::v1::EndpointSlice>) {
+        let touched = self.inputs.take_endpoint_slice(event);
+        let Some(leading) = &mut self.leading else { return };
+        match touched {
+            Touched::Everything => leading.announcers.invalidate(),
+            Touched::Services(services) => {
+                for key in &services {
+                    leading.announcers.endpoints_seen(key, self.inputs.endpoints());
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_advertisement(&mut self, event: Event<ironlb_crds::v1alpha1::L2Advertisement>) {
+        if self.inputs.take_advertisement(event)
+            && let Some(leading) = &mut self.leading
+        {
+            leading.announcers.invalidate();
+        }
+    }
+
+    /// The lease is lost: stop at once and forget the term. The caches stay warm; writes already
+    /// on the wire finish, and their outcomes are ignored.
+    pub(crate) fn on_lost_leadership(&mut self) {
+        if self.leading.take().is_some() {
+            warn!("lost the leader lease: standing by, caches kept");
+            self.context.metrics.set_leader(false);
+        }
+    }
+
+    /// A write the driver ran has ended.
+    pub(crate) fn on_write_done(&mut self, done: WriteDone) -> Vec<Effect> {
+        self.writes_in_flight = self.writes_in_flight.saturating_sub(1);
+        let mut effects = Vec::new();
+        let Some(leading) = &mut self.leading else { return effects };
+        match done {
+            WriteDone::Service { key, result } => {
+                leading.in_flight.remove(&key);
+                if let Err(error) = result {
+                    warn!(service = %key, %error, "writing the Service failed; retrying");
+                    self.context.metrics.observe_reconcile(Controller::Service, Duration::ZERO, false);
+                    effects.push(Effect::RetryService { key, after: self.context.settings.retry_delay });
+                }
+            }
+            WriteDone::Retry { key } => {
+                leading.dirty_services.insert(key);
+            }
+            WriteDone::PoolStatus { pool, result } => {
+                if let Err(error) = result {
+                    warn!(pool, %error, "writing the pool status failed; retrying");
+                    self.context.metrics.observe_reconcile(Controller::Pool, Duration::ZERO, false);
+                    leading.dirty_pool_status.insert(pool);
+                }
+            }
+            WriteDone::Event { result } => {
+                if let Err(error) = result {
+                    warn!(%error, "publishing an Event failed");
+                }
+            }
+        }
+        self.count(effects)
+    }
+
+    /// One turn of the loop at `now`, after its input was taken: `leader` says whether the
+    /// elector grants this replica the lease. Returns the writes to run.
+    pub(crate) fn on_turn(&mut self, now: Instant, leader: bool) -> Vec<Effect> {
+        if self.inputs.expired(now)
+            && let Some(leading) = &mut self.leading
+        {
+            leading.announcers.invalidate();
+        }
+        if !leader {
+            self.on_lost_leadership();
+            return Vec::new();
+        }
+        if !self.caches.listed() {
+            return Vec::new();
+        }
+        if self.leading.is_none() {
+            self.lead();
+        }
+        let mut effects = Vec::new();
+        self.work(now, &mut effects);
+        self.count(effects)
+    }
+
+    /// Counts the writes handed out (a retry is a timer, not a write).
+    fn count(&mut self, effects: Vec<Effect>) -> Vec<Effect> {
+        self.writes_in_flight += effects.iter().filter(|effect| !matches!(effect, Effect::RetryService { .. })).count();
+        effects
+    }
+
+    /// Becomes the leader: restores every recorded address before anything new is allocated.
+    fn lead(&mut self) {
+        info!("leading: restoring the recorded allocations");
+        self.context.metrics.set_leader(true);
+        let started = Instant::now();
+        let mut leading = Leading::default();
+        let pools = self.caches.pools.as_reader();
+        let services = self.caches.services.as_reader();
+        let mut all_pools = pools.state();
+        all_pools.sort_by_key(|p| (p.metadata.creation_timestamp.clone().map(|t| t.0), p.name_any()));
+        for pool in &all_pools {
+            leading.apply_pool_spec(pool);
+        }
+        // What the pools' status records, for Services whose own status lost it.
+        let recorded_in_pools: HashMap<ServiceKey, Assignment> = all_pools
+            .iter()
+            .flat_map(|pool| {
+                let name = pool.name_any();
+                pool.status.iter().flat_map(|s| s.allocations.iter()).map(move |a| {
+                    let assignment = Assignment {
+                        pool: name.clone(),
+                        addresses: a.ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+                    };
+                    (ServiceKey::new(&a.namespace, &a.name), assignment)
+                })
+            })
+            .collect();
+        let mut all_services = services.state();
+        all_services.sort_by_key(|s| (s.metadata.creation_timestamp.clone().map(|t| t.0), service_key(s)));
+        let namespaces = self.caches.namespaces.as_reader();
+        let mut restored = 0usize;
+        for svc in &all_services {
+            let key = service_key(svc);
+            leading.dirty_services.insert(key.clone());
+            if !service::is_managed(svc, self.context.settings.load_balancer_class.as_deref()) {
+                continue;
+            }
+            let Ok(request) = service::allocation_request(svc, &namespace_labels(&namespaces, svc)) else { continue };
+            let recorded = service::assigned_addresses(svc);
+            let assignment = if recorded.is_empty() {
+                let Some(from_pool) = recorded_in_pools.get(&key) else { continue };
+                from_pool.clone()
+            } else {
+                let pool = svc.annotations().get(annotation::ALLOCATED_FROM_POOL).cloned().unwrap_or_default();
+                Assignment { pool, addresses: recorded }
+            };
+            match leading.allocator.restore(&request, assignment) {
+                Ok(_) => restored += 1,
+                // assign() will find it a valid address and say why in an Event.
+                Err(error) => warn!(service = %key, %error, "cannot keep the recorded address"),
+            }
+        }
+        leading.dirty_pool_status.extend(all_pools.iter().map(|p| p.name_any()));
+        leading.announcers = Announcers::from_written(
+            all_pools.iter().filter_map(|pool| Some((pool.name_any(), pool.status.as_ref()?))),
+        );
+        info!(restored, pools = all_pools.len(), elapsed = ?started.elapsed(), "restored");
+        self.leading = Some(leading);
+    }
+
+    /// Does what the leader has to do, within the write budget.
+    fn work(&mut self, now: Instant, effects: &mut Vec<Effect>) {
+        let Some(leading) = &mut self.leading else { return };
+        let context = &self.context;
+        let pools = self.caches.pools.as_reader();
+        let services = self.caches.services.as_reader();
+        let namespaces = self.caches.namespaces.as_reader();
+        // Pool specs first: a Service is judged against the pools as they are now.
+        for name in std::mem::take(&mut leading.dirty_pool_specs) {
+            let change = match pools.get(&ObjectRef::new(&name)) {
+                Some(pool) => leading.apply_pool_spec(&pool),
+                None => {
+                    leading.applied_pools.remove(&name);
+                    leading.invalid_pools.remove(&name);
+                    leading.last_status_write.remove(&name);
+                    leading.announcers.invalidate();
+                    context.metrics.forget_pool(&name);
+                    leading.allocator.remove_pool(&name)
+                }
+            };
+            leading.take_pool_change(change, &services, effects);
+            leading.dirty_pool_status.insert(name);
+        }
+        let mut budget = context.settings.write_concurrency.saturating_sub(self.writes_in_flight);
+        while budget > 0 {
+            let Some(key) = leading.next_service() else { break };
+            let started = Instant::now();
+            let svc = services.get(&ObjectRef::new(&key.name).within(&key.namespace));
+            let labels = svc.as_ref().map(|svc| namespace_labels(&namespaces, svc)).unwrap_or_default();
+            let before = effects.len();
+            if let Some(write) = leading.reconcile_service(&key, svc, &labels, context, effects) {
+                leading.in_flight.insert(key);
+                effects.push(write);
+            }
+            budget = budget.saturating_sub(effects.len() - before);
+            context.metrics.observe_reconcile(Controller::Service, started.elapsed(), true);
+        }
+        self.decide_announcers(now);
+        // A listing older than a pending decision is not written: the decision is at most one
+        // coalescing interval away, and writing twice would cost more than waiting.
+        if self.leading.as_ref().is_some_and(|leading| !leading.announcers.is_stale()) {
+            self.flush_pool_status(now, effects);
+        }
+    }
+
+    /// Decides again who announces what, if something it reads changed and the coalescing
+    /// interval has passed, and marks the pools whose listing changed.
+    fn decide_announcers(&mut self, now: Instant) {
+        let Some(leading) = &mut self.leading else { return };
+        if !self.inputs.synced() || !leading.announcers.is_due(now) {
+            return;
+        }
+        let pools = self.caches.pools.as_reader();
+        let services = self.caches.services.as_reader();
+        let inputs: Vec<PoolInput> = leading
+            .allocator
+            .pools()
+            .map(|view| PoolInput {
+                name: view.name().to_owned(),
+                labels: pools.get(&ObjectRef::new(view.name())).map(|pool| pool.labels().clone()).unwrap_or_default(),
+            })
+            .collect();
+        let is_local = |key: &ServiceKey| {
+            services.get(&ObjectRef::new(&key.name).within(&key.namespace)).is_some_and(|svc| service::is_local(&svc))
+        };
+        let reports = leading.announcers.decide(&leading.allocator, inputs, is_local, &self.inputs, now);
+        let metrics = &self.context.metrics;
+        let (mut changed, mut moved) = (0usize, 0usize);
+        for report in reports {
+            metrics.set_announcer_addresses(&report.pool, report.announced, report.not_announced, report.unlisted);
+            metrics.record_announcer_changes(&report.pool, report.moved);
+            moved += report.moved;
+            if report.changed {
+                changed += 1;
+                leading.dirty_pool_status.insert(report.pool);
+            }
+        }
+        // Conflicts come with the speakers' facts and go with their liveness, which is what makes
+        // a decision due: judged here, not on every turn. One reported or over, on any pool's
+        // address: every pool's condition is judged again (rare; an unchanged status is not written).
+        let reported = self.inputs.conflicts(now);
+        if leading.reported_conflicts != reported {
+            leading.reported_conflicts = reported;
+            leading.dirty_pool_status.extend(pools.state().iter().map(|pool| pool.name_any()));
+        }
+        if moved > 0 {
+            info!(addresses = moved, "announcing nodes changed");
+        }
+        debug!(pools_changed = changed, elapsed = ?now.elapsed(), "decided who announces");
+    }
+
+    /// Writes the status of pools that changed, at most once per interval each.
+    fn flush_pool_status(&mut self, now: Instant, effects: &mut Vec<Effect>) {
+        let Some(leading) = &mut self.leading else { return };
+        let pools = self.caches.pools.as_reader();
+        let (settings, metrics) = (&self.context.settings, &self.context.metrics);
+        let due: Vec<String> = leading
+            .dirty_pool_status
+            .iter()
+            .filter(|name| {
+                let listed = leading.allocator.pool(name).map_or(0, |view| view.allocation_count());
+                let interval = status_interval_for(settings.status_interval, listed);
+                leading.last_status_write.get(*name).is_none_or(|t| now.duration_since(*t) >= interval)
+            })
+            .cloned()
+            .collect();
+        for name in due {
+            leading.dirty_pool_status.remove(&name);
+            let Some(pool) = pools.get(&ObjectRef::new(&name)) else { continue };
+            let started = Instant::now();
+            let view = leading.allocator.pool(&name);
+            if let Some(view) = view {
+                for family in [Family::V4, Family::V6] {
+                    if let Some(usage) = view.usage(family) {
+                        metrics.set_pool_usage(&name, family, usage.usable.as_f64(), usage.assigned.as_f64());
+                    }
+                }
+            }
+            let unlisted = Listing::default();
+            let listing = leading.announcers.listing(&name).unwrap_or(&unlisted);
+            let invalid = leading.invalid_pools.get(&name);
+            let status = pool_status(&pool, view, listing, invalid, &leading.reported_conflicts, Timestamp::now());
+            for (type_, reason) in [
+                (condition_type::CONFLICT, reason::CONFLICT),
+                (condition_type::ADDRESS_CONFLICT, reason::ADDRESS_CONFLICT),
+            ] {
+                if let Some(message) = newly_true(&pool, &status, type_) {
+                    effects.push(Effect::event(&*pool, Note::warning(reason, message)));
+                }
+            }
+            if pool.status.as_ref() != Some(&status) {
+                leading.last_status_write.insert(name.clone(), now);
+                effects.push(Effect::WritePoolStatus { pool: name, status });
+            }
+            metrics.observe_reconcile(Controller::Pool, started.elapsed(), true);
+        }
+    }
+}
+
+/// The labels of the Service's Namespace (empty while the Namespace is unknown).
+fn namespace_labels(namespaces: &Store<PartialObjectMeta<Namespace>>, svc: &Service) -> Labels {
+    let namespace = svc.namespace().unwrap_or_default();
+    namespaces.get(&ObjectRef::new(&namespace)).map(|ns| ns.labels().clone().into_iter().collect()).unwrap_or_default()
+}
+
+/// The message of a `type_` condition that is true in `status` and was not (with this message)
+/// in the pool's current status: worth an Event.
+fn newly_true(pool: &IPAddressPool, status: &IPAddressPoolStatus, type_: &str) -> Option<String> {
+    let conflict = |conditions: &[Condition]| {
+        conditions.iter().find(|c| c.type_ == type_ && c.status == "True").map(|c| c.message.clone())
+    };
+    let now = conflict(&status.conditions)?;
+    let before = pool.status.as_ref().and_then(|s| conflict(&s.conditions));
+    (before.as_ref() != Some(&now)).then_some(now)
+}
+
+/// The least time between two status writes of a pool holding `allocations`: one `base`
+/// interval plus one per 1,000 allocations, so the bytes written per second stay about the same
+/// however big the pool grows.
+pub fn status_interval_for(base: Duration, allocations: usize) -> Duration {
+    let allocations = u32::try_from(allocations.min(MAX_LISTED_ALLOCATIONS)).unwrap_or(u32::MAX);
+    base * (1 + allocations / 1_000)
+}
+
+/// The objects an event is about (for a relist, each listed object).
+fn touched<K>(event: &Event<K>) -> impl Iterator<Item = &K> {
+    match event {
+        Event::Apply(obj) | Event::Delete(obj) | Event::InitApply(obj) => Some(obj),
+        Event::Init | Event::InitDone => None,
+    }
+    .into_iter()
+}
+
+fn service_key(svc: &Service) -> ServiceKey {
+    ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
+}
+
+impl Leading {
+    /// Gives the allocator the pool's current spec, if it is valid and new.
+    fn apply_pool_spec(&mut self, pool: &IPAddressPool) -> PoolChange {
+        let name = pool.name_any();
+        match pool_config(pool) {
+            Ok(config) => {
+                self.invalid_pools.remove(&name);
+                if self.applied_pools.get(&name) == Some(&pool.metadata.generation) {
+                    return PoolChange::default();
+                }
+                self.applied_pools.insert(name, pool.metadata.generation);
+                self.allocator.set_pool(config)
+            }
+            Err(invalid) => {
+                warn!(pool = name, problem = invalid.message, "invalid pool; keeping its last valid spec");
+                self.invalid_pools.insert(name, invalid);
+                PoolChange::default()
+            }
+        }
+    }
+
+    /// Queues what a pool change means for Services and pool status.
+    fn take_pool_change(&mut self, change: PoolChange, services: &Store<Service>, effects: &mut Vec<Effect>) {
+        for displaced in change.displaced {
+            if let Some(svc) =
+                services.get(&ObjectRef::new(&displaced.service.name).within(&displaced.service.namespace))
+            {
+                effects.push(Effect::event(&*svc, Note::warning(reason::IP_RELEASED, displaced.to_string())));
+            }
+            self.dirty_services.insert(displaced.service);
+        }
+        for rehomed in change.rehomed {
+            self.dirty_services.insert(rehomed.service);
+        }
+        if change.capacity_added {
+            self.dirty_services.extend(self.pending.keys().cloned());
+        }
+        if !change.affected_pools.is_empty() {
+            // Displacements are already done in the allocator.
+            self.announcers.invalidate();
+        }
+        self.dirty_pool_status.extend(change.affected_pools);
+    }
+
+    /// The next Service to look at that has no write in flight.
+    fn next_service(&mut self) -> Option<ServiceKey> {
+        let key = self.dirty_services.iter().find(|key| !self.in_flight.contains(*key))?.clone();
+        self.dirty_services.remove(&key);
+        Some(key)
+    }
+
+    /// Decides what `key` should hold: pushes its Events to `effects` and returns the write that
+    /// makes the Service show it, if any.
+    fn reconcile_service(
+        &mut self,
+        key: &ServiceKey,
+        svc: Option<Arc<Service>>,
+        namespace_labels: &Labels,
+        context: &Context,
+        effects: &mut Vec<Effect>,
+    ) -> Option<Effect> {
+        let metrics = &context.metrics;
+        let managed =
+            svc.clone().filter(|svc| service::is_managed(svc, context.settings.load_balancer_class.as_deref()));
+        let Some(svc) = managed else {
+            // Deleted, or no longer a LoadBalancer Service of ours.
+            self.pending.remove(key);
+            if let Some(released) = self.allocator.release(key) {
+                self.released(&released, metrics);
+                if let Some(svc) = &svc {
+                    let note = format!("{} released: the Service is no longer served by ironlb", list(&released));
+                    effects.push(Effect::event(&**svc, Note::normal(reason::IP_RELEASED, note)));
+                }
+            }
+            // Clear what ironlb wrote on a Service that is still there.
+            return svc.filter(|svc| wrote_on(svc)).map(|_| Effect::write_service(key.clone(), None));
+        };
+        let before = self.allocator.assignment(key).cloned();
+        let outcome = service::allocation_request(&svc, namespace_labels)
+            .map_err(|error| (error.to_string(), error.reason()))
+            .and_then(|request: AllocationRequest| {
+                self.allocator.assign(&request).map_err(|error| (error.to_string(), error.reason()))
+            });
+        match outcome {
+            Ok(assignment) => {
+                self.pending.remove(key);
+                if before.as_ref() != Some(&assignment) {
+                    self.announcers.invalidate();
+                    if let Some(before) = &before {
+                        self.dirty_pool_status.insert(before.pool.clone());
+                    }
+                    self.dirty_pool_status.insert(assignment.pool.clone());
+                    metrics.record_allocation(&assignment.pool);
+                    let note = format!("assigned {} from pool {}", list(&assignment), assignment.pool);
+                    effects.push(Effect::event(&*svc, Note::normal(reason::IP_ALLOCATED, note)));
+                }
+                let current = service::assigned_addresses(&svc);
+                let recorded_pool = svc.annotations().get(annotation::ALLOCATED_FROM_POOL);
+                let in_line = current == assignment.addresses && recorded_pool == Some(&assignment.pool);
+                (!in_line).then(|| Effect::write_service(key.clone(), Some(assignment)))
+            }
+            Err((message, failure)) => {
+                if let Some(before) = &before {
+                    self.released(before, metrics);
+                }
+                if self.pending.get(key) != Some(&message) {
+                    metrics.record_failure(failure);
+                    effects.push(Effect::event(&*svc, Note::warning(reason::ALLOCATION_FAILED, message.clone())));
+                    self.pending.insert(key.clone(), message);
+                }
+                wrote_on(&svc).then(|| Effect::write_service(key.clone(), None))
+            }
+        }
+    }
+
+    /// Bookkeeping for addresses a Service gave back: its pool's status changes, and pending
+    /// Services may now fit.
+    fn released(&mut self, released: &Assignment, metrics: &Metrics) {
+        metrics.record_release();
+        self.announcers.invalidate();
+        self.dirty_pool_status.insert(released.pool.clone());
+        self.dirty_services.extend(self.pending.keys().cloned());
+    }
+}
+
+/// Whether the Service carries anything ironlb wrote: the allocated-from-pool
+/// annotation, or fields owned by ironlb's field manager (another load
+/// balancer's ingress is not ours to clear).
+fn wrote_on(svc: &Service) -> bool {
+    svc.annotations().contains_key(annotation::ALLOCATED_FROM_POOL)
+        || svc.managed_fields().iter().any(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER))
+}
+
+fn list(assignment: &Assignment) -> String {
+    assignment.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
