@@ -13,6 +13,8 @@
 #   e2e/lab/fault.sh control-plane-stop     stop kube-apiserver and etcd (speakers stay up)
 #   e2e/lab/fault.sh control-plane-start    start them again, wait until the API is ready, and restart
 #                                           an operator replica that exited meanwhile (as a kubelet would)
+#   e2e/lab/fault.sh etcd-stall <seconds>  freeze etcd (SIGSTOP) for <seconds>, then thaw it: the API
+#                                           server hangs on every write, as with a stalled disk
 #   e2e/lab/fault.sh foreign-claim <ip>     a host that is not a speaker joins the LAN, puts <ip> on
 #                                           its interface and announces it (gratuitous ARP for IPv4;
 #                                           the kernel's DAD solicitation and answers for IPv6)
@@ -22,7 +24,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export PATH="$LAB_BIN:$PATH" KUBECONFIG="$LAB_KUBECONFIG"
 
-usage() { sed -n '2,20p' "$0" >&2; exit 2; }
+usage() { sed -n '2,22p' "$0" >&2; exit 2; }
 command=${1:-}
 node_arg() {
   [ $# -eq 1 ] || usage
@@ -53,11 +55,17 @@ case "$command" in
       { lab_tail kube-apiserver 30; lab_die "kube-apiserver did not come back"; }
     lab_wait_for "kube-controller-manager /healthz" 60 lab_kcm_healthy ||
       { lab_tail kube-controller-manager 30; lab_die "kube-controller-manager did not recover"; }
-    # An operator leader that could not renew its Lease exits (to come back as a clean standby);
-    # in a cluster the kubelet restarts it, here the lab does.
+    # A replica that crashed meanwhile is restarted, as a kubelet would. Losing the leader
+    # Lease is not a crash: the replica stands by and campaigns again by itself.
     for replica in 0 1; do
       lab_alive "operator-$replica" || lab_start_operator "$replica"
     done ;;
+  etcd-stall)
+    [ $# -eq 2 ] && [[ $2 =~ ^[0-9]+$ ]] || usage
+    lab_signal etcd STOP
+    # Thaw even if this script is interrupted: a frozen etcd would wedge every later test.
+    trap 'lab_signal etcd CONT' EXIT
+    sleep "$2" ;;
   foreign-claim)
     [ $# -eq 2 ] || usage
     ip=$2 host=$LAB_FOREIGN

@@ -40,6 +40,10 @@ pub(crate) const TESTS: &[Test] = &[
         foreign_host_claiming_an_address_is_reported_and_a_probe_finds_one_in_use,
     ),
     (
+        "faults::stalled_control_plane_leaves_both_operators_running_and_one_leading",
+        stalled_control_plane_leaves_both_operators_running_and_one_leading,
+    ),
+    (
         "faults::restarting_the_announcing_speaker_or_the_operator_moves_nothing",
         restarting_the_announcing_speaker_or_the_operator_moves_nothing,
     ),
@@ -373,6 +377,65 @@ fn restarting_the_announcing_speaker_or_the_operator_moves_nothing(lab: &Lab) ->
     ensure!(
         announcing.iter().skip(announcing_before).all(|event| event.contains(&node)),
         "another node announced during the restarts: {announcing:?}"
+    );
+    Ok(())
+}
+
+/// The PID of each operator replica, from the lab's pid files.
+fn operator_pids(lab: &Lab) -> Result<Vec<u32>> {
+    let pids = lab.root().join("e2e/.lab/pids");
+    (0..2)
+        .map(|replica| {
+            let file = pids.join(format!("operator-{replica}.pid"));
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            text.trim().parse().with_context(|| format!("{} holds {text:?}", file.display()))
+        })
+        .collect()
+}
+
+/// Which replicas say, on their metrics port, that they lead.
+fn leading_replicas(lab: &Lab) -> Result<Vec<u32>> {
+    let mut leading = Vec::new();
+    for replica in 0..2u32 {
+        let url = format!("http://127.0.0.1:{}/metrics", 17472 + replica);
+        let text = lab.run("curl", &["-fsS", "--max-time", "5", &url])?.ok()?.stdout;
+        if text.lines().any(|line| line.trim() == "ironlb_operator_leader 1") {
+            leading.push(replica);
+        }
+    }
+    Ok(leading)
+}
+
+fn stalled_control_plane_leaves_both_operators_running_and_one_leading(lab: &Lab) -> Result<()> {
+    let ns = "e2e-fault-stall";
+    let _cleanup = setup(lab, ns, "")?;
+    let before = operator_pids(lab)?;
+    // Longer than the leader's renew deadline (10 s) each time: the leader loses its lease.
+    for round in 0..3 {
+        fault(lab, &["etcd-stall", "12"]).with_context(|| format!("stall {round}"))?;
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let after = operator_pids(lab)?;
+    ensure!(before == after, "an operator replica was restarted: {before:?} -> {after:?}");
+    for pid in &after {
+        ensure!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "operator {pid} exited during the stalls");
+    }
+    let leaders = wait_for("exactly one operator replica to lead", SETTLE, || {
+        let leading = leading_replicas(lab)?;
+        Ok((leading.len() == 1).then_some(leading))
+    })?;
+    // The leader allocates: a Service created now gets its address within seconds.
+    lab.apply(&pod(ns, "after-1", "after", None, true))?;
+    let created = Instant::now();
+    lab.apply(&service(ns, "after", &[], ""))?;
+    wait_for("the new Service to get an address", Duration::from_secs(20), || {
+        Ok(crate::support::ingress(lab, ns, "after")?.first().cloned())
+    })?;
+    eprintln!(
+        "after 3 etcd stalls of 12 s: both replicas running (pids {after:?}), replica {} leads, a new Service \
+         got its address in {:?}",
+        leaders[0],
+        created.elapsed()
     );
     Ok(())
 }
