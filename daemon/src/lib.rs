@@ -5,11 +5,13 @@
 //! - [`shutdown_signal`]: SIGTERM (Kubernetes stopping the Pod) or Ctrl-C;
 //! - [`Health`] and [`serve`]: `GET /metrics` (OpenMetrics text, rendered by the binary's own
 //!   metrics), `/healthz` (liveness) and `/readyz` (readiness) on the metrics port;
-//! - [`WatchBackoff`]: how fast a failed watch is retried.
+//! - [`WatchBackoff`]: how fast a failed watch is retried;
+//! - [`guarded`]: watches that skip and report an object they cannot read instead of failing.
 
 #![forbid(unsafe_code)]
 
 mod backoff;
+pub mod guard;
 mod health;
 
 use std::fmt;
@@ -24,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 pub use self::backoff::WatchBackoff;
+pub use self::guard::{Guarded, Unreadable, guarded};
 pub use self::health::Health;
 
 /// The content type of `GET /metrics`.

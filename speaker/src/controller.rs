@@ -27,19 +27,20 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use ironlb_crds::announcer::endpoints::{SERVICE_NAME_LABEL, ServiceKey};
 use ironlb_crds::announcer::peers::LEASE_SELECTOR;
 use ironlb_crds::announcer::{Advertisements, PublishedConflict};
 use ironlb_crds::events::{Note, event};
 use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement, L2AdvertisementSpec};
-use ironlb_daemon::WatchBackoff;
+use ironlb_daemon::{Guarded, WatchBackoff, guarded};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
+use kube::core::DeserializeGuard;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
@@ -131,18 +132,24 @@ pub async fn run(
 
     let (inputs, mut received) = mpsc::channel::<Input>(1024);
     let watches = vec![
-        forward(watch_all::<IPAddressPool>(client.clone(), watcher::Config::default()), inputs.clone(), Input::Pool),
-        forward(
-            watch_all::<L2Advertisement>(client.clone(), watcher::Config::default()),
+        forward::<IPAddressPool>(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            metrics.clone(),
+            inputs.clone(),
+            Input::Pool,
+        ),
+        forward::<L2Advertisement>(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            metrics.clone(),
             inputs.clone(),
             Input::Advertisement,
         ),
-        forward(
-            watcher::watcher(
-                Api::<Lease>::namespaced(client.clone(), &settings.namespace),
-                watcher::Config::default().labels(LEASE_SELECTOR),
-            )
-            .backoff(WatchBackoff::default()),
+        forward::<Lease>(
+            Api::namespaced(client.clone(), &settings.namespace),
+            watcher::Config::default().labels(LEASE_SELECTOR),
+            metrics.clone(),
             inputs.clone(),
             Input::Lease,
         ),
@@ -287,7 +294,7 @@ pub async fn run(
             tracing::info!(owned = decision.owned.len(), unannounced = decision.unannounced, "decision changed");
         }
         current = decision;
-        follow_local_services(&client, &view, &mut slice_watches, &inputs);
+        follow_local_services(&client, &view, &mut slice_watches, &inputs, &metrics);
         health.set_ready(renewed.borrow().is_some());
     }
 
@@ -326,29 +333,32 @@ async fn sleep_until(wake: Option<Instant>) {
     }
 }
 
-/// A cluster-wide watch of `K`, with the watcher's default back-off on errors.
-fn watch_all<K>(client: Client, config: watcher::Config) -> impl Stream<Item = watcher::Result<Event<K>>> + Send
-where
-    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-{
-    watcher::watcher(Api::<K>::all(client), config).backoff(WatchBackoff::default())
-}
-
-/// Forwards a watch into the loop, logging (not forwarding) its errors: the watcher retries by
-/// itself and the loop keeps what it knew.
-fn forward<K: Send + 'static>(
-    stream: impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
+/// Forwards a watch of `K` into the loop. An object this version cannot decode is skipped,
+/// logged and counted ([`ironlb_daemon::guard`]) while every other object keeps working; a watch
+/// error is logged, not forwarded: the watcher retries with back-off and the loop keeps what it
+/// knew.
+fn forward<K>(
+    api: Api<DeserializeGuard<K>>,
+    config: watcher::Config,
+    metrics: Metrics,
     inputs: mpsc::Sender<Input>,
     wrap: impl Fn(Event<K>) -> Input + Send + 'static,
-) -> JoinHandle<()> {
+) -> JoinHandle<()>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let stream = guarded(watcher::watcher(api, config).backoff(WatchBackoff::default()));
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {
             match item {
-                Ok(event) => {
+                Ok(Guarded::Event(event)) => {
                     if inputs.send(wrap(event)).await.is_err() {
                         return;
                     }
+                }
+                Ok(Guarded::Unreadable(unreadable)) => {
+                    metrics.unreadable(unreadable.object.kind.as_deref().unwrap_or_default());
                 }
                 Err(error) => tracing::warn!(%error, "watch failed; retrying"),
             }
@@ -417,6 +427,7 @@ fn follow_local_services(
     view: &ClusterView,
     watches: &mut BTreeMap<ServiceKey, JoinHandle<()>>,
     inputs: &mpsc::Sender<Input>,
+    metrics: &Metrics,
 ) {
     let wanted = view.local_services();
     watches.retain(|service, watch| {
@@ -428,13 +439,11 @@ fn follow_local_services(
     });
     let new: BTreeSet<ServiceKey> = wanted.into_iter().filter(|service| !watches.contains_key(service)).collect();
     for service in new {
-        let api: Api<EndpointSlice> = Api::namespaced(client.clone(), &service.0);
+        let api: Api<DeserializeGuard<EndpointSlice>> = Api::namespaced(client.clone(), &service.0);
         let config = watcher::Config::default().labels(&format!("{SERVICE_NAME_LABEL}={}", service.1));
         let key = service.clone();
         let watch =
-            forward(watcher::watcher(api, config).backoff(WatchBackoff::default()), inputs.clone(), move |event| {
-                Input::Slices(key.clone(), event)
-            });
+            forward(api, config, metrics.clone(), inputs.clone(), move |event| Input::Slices(key.clone(), event));
         watches.insert(service, watch);
     }
 }
@@ -485,7 +494,8 @@ fn post_event(client: &Client, settings: &Settings, service: &ServiceKey, note: 
 /// duration, and its own renewals reach it through the Lease watch (so the peers' do too).
 ///
 /// Without renewals the API server is out of reach; without its own renewals coming back, the
-/// watch is down or lagging (a watch reconnects with back-off, up to 30 s after a long outage)
+/// watch is down or lagging (a watch reconnects with back-off, within about 2 s of the API server
+/// answering again: [`WatchBackoff`])
 /// and every peer would look dead. Either way the view is stale and must not be acted on.
 fn view_is_current(view: &ClusterView, settings: &Settings, renewed: Option<Instant>) -> bool {
     let renewing = renewed.is_none_or(|at| at.elapsed() <= settings.lease.duration);

@@ -68,6 +68,11 @@ struct FrameLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
 }
@@ -92,6 +97,7 @@ pub struct Metrics {
     lease_renewal_failures: Counter,
     address_conflicts: Counter,
     yielded: Counter,
+    unreadable_objects: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -128,6 +134,7 @@ impl Metrics {
             lease_renewal_failures: Counter::default(),
             address_conflicts: Counter::default(),
             yielded: Counter::default(),
+            unreadable_objects: Family::default(),
         };
         registry.register(
             "requests_received",
@@ -179,6 +186,11 @@ impl Metrics {
             "addresses_yielded",
             "Addresses given up to a peer heard announcing them while cut off or shutting down",
             metrics.yielded.clone(),
+        );
+        registry.register(
+            "unreadable_objects",
+            "Objects a watch delivered that this version cannot decode, skipped (by kind)",
+            metrics.unreadable_objects.clone(),
         );
         Self { registry: Arc::new(registry), ..metrics }
     }
@@ -233,6 +245,11 @@ impl Metrics {
     /// A foreign host claimed an announced address.
     pub fn conflict(&self) {
         self.address_conflicts.inc();
+    }
+
+    /// An object of `kind` was skipped because it could not be decoded.
+    pub fn unreadable(&self, kind: &str) {
+        self.unreadable_objects.get_or_create(&KindLabels { kind: kind.to_owned() }).inc();
     }
 
     /// An address was yielded to a peer.

@@ -18,6 +18,7 @@ mod migrate;
 mod operator;
 mod speaker;
 mod support;
+mod unreadable;
 mod wire;
 
 use std::sync::{Mutex, OnceLock};
@@ -53,6 +54,7 @@ fn main() {
         demo::TESTS,
         docs::TESTS,
         migrate::TESTS,
+        unreadable::TESTS,
     ]
     .concat();
     let mut trials: Vec<Trial> = tests

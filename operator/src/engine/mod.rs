@@ -61,11 +61,11 @@ use futures::stream::BoxStream;
 use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
 use ironlb_crds::announcer::peers::LEASE_SELECTOR;
 use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement};
-use ironlb_daemon::WatchBackoff;
+use ironlb_daemon::{Guarded, Unreadable, WatchBackoff, guarded};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::core::PartialObjectMeta;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::task::JoinSet;
@@ -114,6 +114,8 @@ enum Input {
     Lease(watcher::Event<Lease>),
     EndpointSlice(watcher::Event<EndpointSlice>),
     Advertisement(watcher::Event<L2Advertisement>),
+    /// An object a watch could not decode (see [`ironlb_daemon::guard`]).
+    Unreadable(Unreadable),
 }
 
 /// The allocation engine. Build it with [`Engine::new`], run it with [`Engine::run`].
@@ -166,7 +168,7 @@ impl Engine {
             let wake_up = tokio::time::sleep_until(tokio::time::Instant::from_std(wake.unwrap_or(far)));
             let mut effects = Vec::new();
             tokio::select! {
-                Some(input) = inputs.next() => self.take(input),
+                Some(input) = inputs.next() => self.take(input, &mut effects),
                 Some(done) = jobs.join_next(), if !jobs.is_empty() => match done {
                     Ok(done) => effects = self.state.on_write_done(done),
                     Err(error) => warn!(%error, "a write task failed"),
@@ -190,7 +192,7 @@ impl Engine {
         }
     }
 
-    fn take(&mut self, input: Input) {
+    fn take(&mut self, input: Input, pending: &mut Vec<writes::Effect>) {
         match input {
             Input::Pool(event) => self.state.on_pool(event),
             Input::Service(event) => self.state.on_service(event),
@@ -198,40 +200,60 @@ impl Engine {
             Input::Lease(event) => self.state.on_lease(event, Instant::now()),
             Input::EndpointSlice(event) => self.state.on_endpoint_slice(event),
             Input::Advertisement(event) => self.state.on_advertisement(event),
+            Input::Unreadable(unreadable) => pending.extend(self.state.on_unreadable(unreadable)),
         }
     }
 
     fn inputs(&self) -> BoxStream<'static, Input> {
         let client = &self.client;
         let config = watcher::Config::default();
-        let pools = watcher(Api::<IPAddressPool>::all(client.clone()), config.clone());
-        let services = watcher(Api::<Service>::all(client.clone()), config.clone());
-        // Namespaces only for their labels: a metadata-only watch.
-        let namespaces = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), config.clone());
-        // The speakers' node Leases only, in the operator's namespace.
-        let leases =
-            watcher(Api::<Lease>::namespaced(client.clone(), &self.namespace), config.clone().labels(LEASE_SELECTOR));
-        // A slice without the label belongs to no Service.
-        let slices = watcher(Api::<EndpointSlice>::all(client.clone()), config.clone().labels(SERVICE_NAME_LABEL));
-        let advertisements = watcher(Api::<L2Advertisement>::all(client.clone()), config);
+        // Namespaces only for their labels: a metadata-only watch, which always decodes.
+        let namespaces = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), config.clone())
+            .backoff(WatchBackoff::default())
+            .filter_map(logged("Namespace"))
+            .map(Input::Namespace)
+            .boxed();
         let streams: [BoxStream<'static, Input>; 6] = [
-            pools.backoff(WatchBackoff::default()).filter_map(logged("IPAddressPool")).map(Input::Pool).boxed(),
-            services.backoff(WatchBackoff::default()).filter_map(logged("Service")).map(Input::Service).boxed(),
-            namespaces.backoff(WatchBackoff::default()).filter_map(logged("Namespace")).map(Input::Namespace).boxed(),
-            leases.backoff(WatchBackoff::default()).filter_map(logged("Lease")).map(Input::Lease).boxed(),
-            slices
-                .backoff(WatchBackoff::default())
-                .filter_map(logged("EndpointSlice"))
-                .map(Input::EndpointSlice)
-                .boxed(),
-            advertisements
-                .backoff(WatchBackoff::default())
-                .filter_map(logged("L2Advertisement"))
-                .map(Input::Advertisement)
-                .boxed(),
+            guarded_watch(Api::all(client.clone()), config.clone(), Input::Pool),
+            guarded_watch(Api::all(client.clone()), config.clone(), Input::Service),
+            namespaces,
+            // The speakers' node Leases only, in the operator's namespace.
+            guarded_watch(
+                Api::namespaced(client.clone(), &self.namespace),
+                config.clone().labels(LEASE_SELECTOR),
+                Input::Lease,
+            ),
+            // A slice without the label belongs to no Service.
+            guarded_watch(Api::all(client.clone()), config.clone().labels(SERVICE_NAME_LABEL), Input::EndpointSlice),
+            guarded_watch(Api::all(client.clone()), config, Input::Advertisement),
         ];
         futures::stream::select_all(streams).boxed()
     }
+}
+
+/// A watch of `K` that skips (and reports) the objects it cannot decode instead of failing, with
+/// the watches' back-off on errors.
+fn guarded_watch<K>(
+    api: Api<DeserializeGuard<K>>,
+    config: watcher::Config,
+    wrap: fn(watcher::Event<K>) -> Input,
+) -> BoxStream<'static, Input>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let kind = K::kind(&()).into_owned();
+    guarded(watcher(api, config).backoff(WatchBackoff::default()))
+        .filter_map(move |item| {
+            futures::future::ready(match item {
+                Ok(Guarded::Event(event)) => Some(wrap(event)),
+                Ok(Guarded::Unreadable(unreadable)) => Some(Input::Unreadable(unreadable)),
+                Err(error) => {
+                    warn!(%error, kind, "watch failed");
+                    None
+                }
+            })
+        })
+        .boxed()
 }
 
 /// Drops a watch error after logging it: the watcher's backoff retries, and

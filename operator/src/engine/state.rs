@@ -17,6 +17,7 @@ use ironlb_crds::address::Family;
 use ironlb_crds::announcer::PublishedConflict;
 use ironlb_crds::events::{Note, reason};
 use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus, condition_type};
+use ironlb_daemon::Unreadable;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
@@ -94,6 +95,8 @@ pub(crate) struct EngineState {
     leading: Option<Leading>,
     /// Writes handed out and not yet reported done: bounded by `write_concurrency`.
     writes_in_flight: usize,
+    /// The unreadable objects (uid, resourceVersion) already reported with an Event.
+    reported_unreadable: BTreeSet<(Option<String>, Option<String>)>,
 }
 
 impl std::fmt::Debug for EngineState {
@@ -113,6 +116,7 @@ impl EngineState {
             inputs: AnnouncerInputs::default(),
             leading: None,
             writes_in_flight: 0,
+            reported_unreadable: BTreeSet::new(),
         }
     }
 
@@ -211,6 +215,28 @@ impl EngineState {
         {
             leading.announcers.invalidate();
         }
+    }
+
+    /// An object a watch could not decode was skipped: counted, and reported once per version as a
+    /// Warning Event on it (by the leader: a standby writes nothing), so `kubectl describe` of
+    /// that object says why ironlb ignores it.
+    pub(crate) fn on_unreadable(&mut self, unreadable: Unreadable) -> Vec<Effect> {
+        let kind = unreadable.object.kind.clone().unwrap_or_default();
+        self.context.metrics.record_unreadable(&kind);
+        let version = (unreadable.object.uid.clone(), unreadable.object.resource_version.clone());
+        if self.leading.is_none() || !self.reported_unreadable.insert(version) {
+            return Vec::new();
+        }
+        let message = format!(
+            "ironlb cannot read this {kind} and ignores it (every other object keeps working): {}; fix or \
+             re-create it",
+            unreadable.error
+        );
+        let effects = vec![Effect::PostEvent {
+            regarding: unreadable.object,
+            note: Note::warning(reason::UNREADABLE_OBJECT, message),
+        }];
+        self.count(effects)
     }
 
     /// The lease is lost: stop at once and forget the term. The caches stay warm; writes already

@@ -434,3 +434,28 @@ fn big_pools_are_written_less_often() {
     // A status lists at most ~3,500 allocations, so the interval stops growing there.
     assert_eq!(status_interval_for(base, 10_000), base * 4);
 }
+
+#[test]
+fn an_unreadable_object_is_reported_once_per_version_and_only_by_the_leader() {
+    let mut engine = Harness::new(vec![pool("default", &["192.168.2.10/32"], None)], vec![]);
+    let unreadable = |version: &str| ironlb_daemon::Unreadable {
+        object: k8s_openapi::api::core::v1::ObjectReference {
+            kind: Some("L2Advertisement".to_owned()),
+            name: Some("old".to_owned()),
+            uid: Some("u-1".to_owned()),
+            resource_version: Some(version.to_owned()),
+            ..Default::default()
+        },
+        error: "invalid type: string \"eth0\", expected a sequence".to_owned(),
+    };
+    assert!(engine.state.on_unreadable(unreadable("1")).is_empty(), "a standby posts nothing");
+    engine.settle(0);
+
+    let first = engine.state.on_unreadable(unreadable("1"));
+    let reported = events(&first);
+    assert_eq!(reported.len(), 1);
+    assert_eq!((reported[0].0, reported[0].1.as_str()), (reason::UNREADABLE_OBJECT, "old"));
+    assert!(reported[0].2.contains("expected a sequence"), "the Event says why: {}", reported[0].2);
+    assert!(engine.state.on_unreadable(unreadable("1")).is_empty(), "a relist of the same version: no new Event");
+    assert_eq!(events(&engine.state.on_unreadable(unreadable("2"))).len(), 1, "a new version is news");
+}

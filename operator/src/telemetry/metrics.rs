@@ -91,6 +91,11 @@ impl EncodeLabelValue for AnnouncerState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
 }
@@ -124,6 +129,7 @@ pub struct Metrics {
     reconcile_duration: Family<ControllerLabels, Histogram>,
     reconcile_errors: Family<ControllerLabels, Counter>,
     leader: Gauge,
+    unreadable_objects: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -147,6 +153,7 @@ impl Metrics {
             reconcile_duration: Family::new_with_constructor(reconcile_histogram),
             reconcile_errors: Family::default(),
             leader: Gauge::default(),
+            unreadable_objects: Family::default(),
         };
         let mut registry = Registry::with_prefix("ironlb_operator");
         // "addresses", not "addresses_total": the `_total` suffix belongs to counters.
@@ -191,6 +198,12 @@ impl Metrics {
         registry.register("leader", "1 while this replica holds the leader lease and may write, else 0", {
             metrics.leader.clone()
         });
+        registry.register(
+            "unreadable_objects",
+            "Objects a watch delivered that this version cannot decode, skipped (by kind); each also gets a \
+             Warning Event",
+            metrics.unreadable_objects.clone(),
+        );
         // Error series exist at zero from the start, so `rate()` and alerts see the first error.
         for controller in Controller::ALL {
             drop(metrics.reconcile_errors.get_or_create(&ControllerLabels { controller }));
@@ -262,6 +275,11 @@ impl Metrics {
     /// Sets the `leader` gauge.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// Counts one object of `kind` skipped because it could not be decoded.
+    pub fn record_unreadable(&self, kind: &str) {
+        self.unreadable_objects.get_or_create(&KindLabels { kind: kind.to_owned() }).inc();
     }
 
     /// The OpenMetrics text exposition of every family, ending in `# EOF`.
