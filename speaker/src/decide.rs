@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
+use ironlb_crds::address::{AddressRange, parse_entry};
 use ironlb_crds::announcer::endpoints::ServiceKey;
 use ironlb_crds::announcer::{
     Advertisements, EndpointIndex, Labels, Peers, PoolFacts, ServiceFacts, announcements, service_interface,
@@ -69,6 +70,27 @@ pub struct Decision {
     pub unannounced: usize,
 }
 
+/// The allocations as the speaker may announce them: only addresses inside the pool's own
+/// `spec.addresses`. The status is written by the operator, but anyone allowed to write a pool's
+/// status must not be able to make every node answer ARP for, say, the LAN's gateway; an address
+/// outside the spec is dropped (and logged), the rest of its allocation stays.
+fn within_spec(pool: &IPAddressPool, allocations: &[Allocation]) -> Vec<Allocation> {
+    let ranges: Vec<AddressRange> = pool.spec.addresses.iter().filter_map(|entry| parse_entry(entry).ok()).collect();
+    let inside = |ip: &String| ip.parse::<IpAddr>().is_ok_and(|ip| ranges.iter().any(|range| range.contains(ip)));
+    allocations
+        .iter()
+        .map(|allocation| {
+            let (kept, dropped): (Vec<String>, Vec<String>) = allocation.ips.iter().cloned().partition(inside);
+            if !dropped.is_empty() {
+                tracing::warn!(pool = pool.metadata.name.as_deref().unwrap_or_default(), service = %format!("{}/{}", allocation.namespace, allocation.name), addresses = ?dropped,
+                    "the pool status lists addresses outside the pool's spec.addresses: not announcing them");
+            }
+            Allocation { ips: kept, ..allocation.clone() }
+        })
+        .filter(|allocation| !allocation.ips.is_empty())
+        .collect()
+}
+
 /// Every address a pool's allocations hold.
 fn addresses_of(pool: &PoolRecord) -> BTreeSet<IpAddr> {
     pool.allocations.iter().flat_map(|a| &a.ips).filter_map(|ip| ip.parse().ok()).collect()
@@ -86,7 +108,7 @@ impl ClusterView {
         let Some(name) = pool.metadata.name.clone() else { return false };
         let record = PoolRecord {
             labels: pool.metadata.labels.clone().unwrap_or_default(),
-            allocations: pool.status.as_ref().map(|status| status.allocations.clone()).unwrap_or_default(),
+            allocations: pool.status.as_ref().map(|status| within_spec(pool, &status.allocations)).unwrap_or_default(),
         };
         let before = self.pools.get(&name).map(addresses_of).unwrap_or_default();
         let after = addresses_of(&record);
@@ -255,7 +277,7 @@ mod tests {
     }
 
     fn pool(allocations: Vec<Allocation>) -> IPAddressPool {
-        let mut pool = IPAddressPool::new("default", IPAddressPoolSpec::new(["192.168.2.0/24"]));
+        let mut pool = IPAddressPool::new("default", IPAddressPoolSpec::new(["192.168.2.0/24", "fd00::/64"]));
         pool.status = Some(IPAddressPoolStatus { allocations, ..IPAddressPoolStatus::default() });
         pool
     }
@@ -287,6 +309,15 @@ mod tests {
         let decision = view.decide(v4[0], now);
         assert_eq!(decision.owned[&"192.168.2.10".parse().expect("ip")], vec!["eth0".to_owned()]);
         assert_eq!(decision.services[&("web".to_owned(), "dual".to_owned())].interface, "eth0");
+    }
+
+    #[test]
+    fn an_address_outside_the_pools_spec_is_announced_by_nobody() {
+        let now = Instant::now();
+        // A status written by someone else lists the LAN's gateway beside a real address.
+        let view = view(now, vec![allocation("forged", &["192.168.1.1", "192.168.2.13"], true)]);
+        assert!(owners(&view, now, "192.168.1.1").is_empty(), "the gateway is nobody's to answer for");
+        assert_eq!(owners(&view, now, "192.168.2.13").len(), 1, "the address inside the spec still is");
     }
 
     #[test]
