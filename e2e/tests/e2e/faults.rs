@@ -381,14 +381,17 @@ fn restarting_the_announcing_speaker_or_the_operator_moves_nothing(lab: &Lab) ->
     Ok(())
 }
 
-/// The PID of each operator replica, from the lab's pid files.
-fn operator_pids(lab: &Lab) -> Result<Vec<u32>> {
+/// The PID of each operator replica, from the lab's pid files (`<pid> <start time>`: the pair
+/// names one process, even if the PID were reused).
+fn operator_pids(lab: &Lab) -> Result<Vec<(u32, String)>> {
     let pids = lab.root().join("e2e/.lab/pids");
     (0..2)
         .map(|replica| {
             let file = pids.join(format!("operator-{replica}.pid"));
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            text.trim().parse().with_context(|| format!("{} holds {text:?}", file.display()))
+            let (pid, started) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+            let pid = pid.parse().with_context(|| format!("{} holds {text:?}", file.display()))?;
+            Ok((pid, started.to_owned()))
         })
         .collect()
 }
@@ -417,7 +420,7 @@ fn stalled_control_plane_leaves_both_operators_running_and_one_leading(lab: &Lab
     }
     let after = operator_pids(lab)?;
     ensure!(before == after, "an operator replica was restarted: {before:?} -> {after:?}");
-    for pid in &after {
+    for (pid, _) in &after {
         ensure!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "operator {pid} exited during the stalls");
     }
     let leaders = wait_for("exactly one operator replica to lead", SETTLE, || {
