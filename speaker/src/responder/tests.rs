@@ -135,3 +135,53 @@ fn answers_what_it_owns_and_drops_and_counts_everything_else() {
     assert!(sent("ironlb_speaker_gratuitous_sent_total{interface=\"eth1\",protocol=\"arp\"}") >= 1.0);
     assert_eq!(value(&metrics, "ironlb_speaker_announced_addresses{family=\"ipv4\"}"), 2.0);
 }
+
+#[test]
+fn a_flood_of_foreign_claims_is_rate_limited_and_never_delays_an_answer() {
+    let Some(lab) = Lab::new() else { return };
+    let metrics = Metrics::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
+    let node_metrics = metrics.clone();
+    let node = spawn_in(&lab.a, async move {
+        let interfaces = link::interfaces().expect("interfaces");
+        // The controller never reads a claim here: a stuck controller must not stall answers either.
+        let (mut responder, claims) = Responder::new(node_metrics, Duration::ZERO);
+        let owned = BTreeMap::from([(IpAddr::V4(VIP4), vec!["eth0".to_owned()])]);
+        responder.apply(&owned, &BTreeMap::new(), &interfaces);
+        let _ = ready_tx.send(());
+        let _ = stopped.await;
+        claims.len()
+    });
+
+    let client = spawn_in(&lab.b, async move {
+        let eth0 = link::interface_by_name("eth0").expect("interfaces").expect("eth0");
+        let arp = ArpSocket::open(eth0.index).expect("arp eth0");
+        ready.recv().expect("the node side is ready");
+        // Gratuitous ARP for the owned address from 2,000 MACs, in 40 ms: 50,000 frames a second,
+        // paced only so that the node's socket buffer does not overflow.
+        for n in 0..2_000_u16 {
+            let [high, low] = n.to_be_bytes();
+            let mac = packet::MacAddress::new([0x02, 0x0f, 0, 0, high, low]);
+            arp.send(&gratuitous_arp(mac, VIP4)).expect("send");
+            if n % 50 == 49 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        arp.send(&request(VIP4)).expect("send");
+        let answered = next_arp(&arp, Duration::from_secs(2), |arp| {
+            arp.operation() == packet::ArpOperation::Reply && arp.sender_ip() == VIP4
+        });
+        assert!(answered.await, "a request after the flood was not answered");
+    });
+    client.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let _ = stop.send(());
+    let queued = node.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+
+    let claims = value(&metrics, "ironlb_speaker_requests_ignored_total{reason=\"foreign_claim\"}");
+    let limited = value(&metrics, "ironlb_speaker_claims_dropped_total{reason=\"rate_limited\"}");
+    let burst = crate::claims::ADDRESS_RATE.burst as usize;
+    assert!(claims >= 500.0, "the flood reached the responder: {claims}");
+    assert!((1..=burst + 2).contains(&queued), "{queued} claims queued for the controller");
+    assert_eq!(limited, claims - queued as f64, "every other claim was dropped and counted");
+}
