@@ -1,14 +1,16 @@
 //! The responder on a real link (two throwaway namespaces, see `crate::testlab`): it takes over
 //! with gratuitous frames, answers what it owns on the interface it owns it on, and drops and
 //! counts everything else — truncated, oversized and malformed frames, requests for addresses
-//! it does not own or on the wrong interface — without panicking or disturbing the answers.
+//! it does not own or on the wrong interface — without panicking or disturbing the answers;
+//! and a flood of foreign claims is rate-limited without delaying an answer.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use super::Responder;
-use crate::net::{ArpSocket, link};
+use super::{Claim, Responder};
+use crate::net::{ArpSocket, Interface, link};
 use crate::packet::{self, Packet, dad_probe_ns, gratuitous_arp};
 use crate::telemetry::Metrics;
 use crate::testlab::{Lab, MAC_A, MAC_B, VIP4, VIP6, spawn_in};
@@ -50,6 +52,25 @@ fn value(metrics: &Metrics, series: &str) -> f64 {
     line.and_then(|line| line.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
 }
 
+/// Runs `node` in namespace A with a new responder (counting into `metrics`), its claims and
+/// the namespace's interfaces.
+fn spawn_responder<T, F>(
+    lab: &Lab,
+    metrics: &Metrics,
+    node: impl FnOnce(Responder, tokio::sync::mpsc::Receiver<Claim>, Vec<Interface>) -> F + Send + 'static,
+) -> std::thread::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send,
+{
+    let metrics = metrics.clone();
+    spawn_in(&lab.a, async move {
+        let interfaces = link::interfaces().expect("interfaces");
+        let (responder, claims) = Responder::new(metrics, Duration::ZERO);
+        node(responder, claims, interfaces).await
+    })
+}
+
 #[test]
 fn answers_what_it_owns_and_drops_and_counts_everything_else() {
     let Some(lab) = Lab::new() else { return };
@@ -57,10 +78,7 @@ fn answers_what_it_owns_and_drops_and_counts_everything_else() {
     let metrics = Metrics::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
-    let node_metrics = metrics.clone();
-    let node = spawn_in(&lab.a, async move {
-        let interfaces = link::interfaces().expect("interfaces");
-        let (mut responder, _claims) = Responder::new(node_metrics, Duration::ZERO);
+    let node = spawn_responder(&lab, &metrics, |mut responder, _claims, interfaces| async move {
         let owned: BTreeMap<IpAddr, Vec<String>> = BTreeMap::from([
             (IpAddr::V4(VIP4), vec!["eth0".to_owned()]),
             (IpAddr::V6(VIP6), vec!["eth0".to_owned()]),
@@ -142,11 +160,8 @@ fn a_flood_of_foreign_claims_is_rate_limited_and_never_delays_an_answer() {
     let metrics = Metrics::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
-    let node_metrics = metrics.clone();
-    let node = spawn_in(&lab.a, async move {
-        let interfaces = link::interfaces().expect("interfaces");
-        // The controller never reads a claim here: a stuck controller must not stall answers either.
-        let (mut responder, claims) = Responder::new(node_metrics, Duration::ZERO);
+    // The controller never reads a claim here: a stuck controller must not stall answers either.
+    let node = spawn_responder(&lab, &metrics, |mut responder, claims, interfaces| async move {
         let owned = BTreeMap::from([(IpAddr::V4(VIP4), vec!["eth0".to_owned()])]);
         responder.apply(&owned, &BTreeMap::new(), &interfaces);
         let _ = ready_tx.send(());
