@@ -19,7 +19,7 @@
 //!   in a 10 s flood. A claim of an address nobody else is claiming passes at once: a foreign
 //!   host bringing the address up, a peer speaker's take-over burst (4 frames per address, see
 //!   [`crate::responder::BURST_SCHEDULE`], for up to 64 addresses at once).
-//! - [`EventBudget`] (in the controller, before each Event write): at most [`EVENT_WRITES`]
+//! - [`EventBudget`] (for the controller, before each Event write): at most [`EVENT_WRITES`]
 //!   writes in flight with [`EVENTS_WAITING`] more waiting their turn, and at most
 //!   [`EVENTS_PER_ADDRESS`] Events about one address per [`EVENT_WINDOW`]. Over budget an Event
 //!   is dropped (and counted), never queued without bound.
