@@ -18,13 +18,18 @@
 #   e2e/lab/fault.sh foreign-claim <ip>     a host that is not a speaker joins the LAN, puts <ip> on
 #                                           its interface and announces it (gratuitous ARP for IPv4;
 #                                           the kernel's DAD solicitation and answers for IPv6)
+#   e2e/lab/fault.sh foreign-flood <ip> [seconds] [rate]
+#                                           that host floods the LAN with gratuitous ARP for <ip>
+#                                           from 8 alternating fake MACs (02:0f:00:00:00:01-08), at
+#                                           about <rate> frames/s (1000) for <seconds> (10), and
+#                                           returns when it is over (IPv4 only; at most 60 s, 5000/s)
 #   e2e/lab/fault.sh foreign-release        that host leaves the LAN
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export PATH="$LAB_BIN:$PATH" KUBECONFIG="$LAB_KUBECONFIG"
 
-usage() { sed -n '2,22p' "$0" >&2; exit 2; }
+usage() { sed -n '2,26p' "$0" >&2; exit 2; }
 command=${1:-}
 node_arg() {
   [ $# -eq 1 ] || usage
@@ -83,6 +88,33 @@ case "$command" in
         ip netns exec "$host" arping -q -U -c 3 -w 3 -i "$LAB_IFACE" -S "$ip" "$ip" || true ;;
     esac
     lab_log "$host (${LAB_MAC[$host]}) claims $ip" ;;
+  foreign-flood)
+    if [ $# -lt 2 ] || [ $# -gt 4 ]; then usage; fi
+    ip=$2 seconds=${3:-10} rate=${4:-1000} host=$LAB_FOREIGN senders=8
+    [[ "$ip" =~ ^[0-9.]+$ ]] || { echo "fault.sh: foreign-flood floods IPv4 addresses only" >&2; usage; }
+    if ! [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -ge 1 && "$seconds" -le 60 ]]; then
+      echo "fault.sh: <seconds> must be 1-60" >&2; usage
+    fi
+    if ! [[ "$rate" =~ ^[0-9]+$ && "$rate" -ge "$senders" && "$rate" -le 5000 ]]; then
+      echo "fault.sh: <rate> must be $senders-5000 frames/s" >&2; usage
+    fi
+    lab_netns_exists "$host" || lab_add_host "$host"
+    # One arping per fake MAC, each sending rate/8 gratuitous requests (sender = target = <ip>,
+    # Ethernet source the fake MAC) a second. Bounded twice: a frame count (-c) and a deadline
+    # (-w), so the flood stops by itself even if this script is interrupted. arping sleeps -W
+    # after each frame, so the real rate comes out somewhat lower than asked.
+    per_sender=$(( rate * seconds / senders ))
+    interval=$(awk -v s="$senders" -v r="$rate" 'BEGIN { printf "%.6f", s / r }')
+    lab_log "$host floods the LAN with gratuitous ARP for $ip: ${rate}/s for ${seconds}s from $senders MACs"
+    pids=()
+    for n in $(seq 1 "$senders"); do
+      ip netns exec "$host" arping -q -U -c "$per_sender" -w "$seconds" -W "$interval" \
+        -s "02:0f:00:00:00:0$n" -i "$LAB_IFACE" -S "$ip" "$ip" &
+      pids+=("$!")
+    done
+    # arping exits non-zero when nothing answers, which nothing does: the flood asks nothing.
+    for pid in "${pids[@]}"; do wait "$pid" || true; done
+    lab_log "the flood for $ip is over" ;;
   foreign-release)
     if lab_netns_exists "$LAB_FOREIGN"; then ip netns del "$LAB_FOREIGN"; fi ;;
   *) usage ;;

@@ -10,10 +10,12 @@
 
 mod command;
 mod lab;
+mod process;
 mod wait;
 
 pub use command::{CommandOutput, run};
 pub use lab::{Cleanup, Lab, LabSession};
+pub use process::{Daemon, cpu_seconds};
 pub use wait::wait_for;
 
 /// Creates `count` LoadBalancer Services `<prefix>-0`, `<prefix>-1`, … through

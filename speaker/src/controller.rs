@@ -31,7 +31,7 @@ use futures::StreamExt;
 use ironlb_crds::announcer::endpoints::{SERVICE_NAME_LABEL, ServiceKey};
 use ironlb_crds::announcer::peers::LEASE_SELECTOR;
 use ironlb_crds::announcer::{Advertisements, PublishedConflict};
-use ironlb_crds::events::{Note, event};
+use ironlb_crds::events::{Note, event, reason};
 use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement, L2AdvertisementSpec};
 use ironlb_daemon::{Guarded, WatchBackoff, guarded};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -48,7 +48,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::conflicts::Conflicts;
+use crate::claims::EventBudget;
+use crate::conflicts::{Claimed, Conflicts};
 use crate::decide::{AnnouncedService, ClusterView, Decision};
 use crate::lease::{LeaseSettings, NodeLease};
 use crate::local;
@@ -167,6 +168,12 @@ pub async fn run(
     let mut outage = Outage::default();
     let mut conflicts = Conflicts::default();
     let mut probes = Probes::default();
+    let mut events = EventPoster {
+        client: client.clone(),
+        identity: settings.identity.clone(),
+        budget: EventBudget::default(),
+        metrics: metrics.clone(),
+    };
     // The Services this node answers for, as last posted in an Announcing Event.
     let mut announced: BTreeMap<ServiceKey, AnnouncedService> = BTreeMap::new();
 
@@ -226,7 +233,7 @@ pub async fn run(
             Some(claim) = claims.recv() => {
                 let cut_off = !view_is_current(&view, &settings, *renewed.borrow());
                 let context = ClaimContext { node: &settings.node_name, view: &view, current: &current, yield_to_peers: cut_off };
-                if handle_claim(claim, &context, &mut responder, &mut probes, &mut conflicts, &metrics, &client, &settings) {
+                if handle_claim(claim, &context, &mut responder, &mut probes, &mut conflicts, &metrics, &mut events) {
                     // A probe found its address in use: decide again without it.
                     due = Some(Instant::now());
                 }
@@ -242,11 +249,11 @@ pub async fn run(
                     tracing::info!(%address, mac = %conflict.mac, "the address conflict is over: the other host no longer answers for it");
                     let message = format!(
                         "{address} is no longer claimed by {}: that host did not answer {} re-checks",
-                        conflict.mac,
+                        conflict.claimed_by(),
                         crate::conflicts::FORGET_AFTER.as_secs() / crate::conflicts::RECHECK.as_secs()
                     );
                     for service in holders(&current, address) {
-                        post_event(&client, &settings, service, Note::normal("AddressConflictResolved", message.clone()));
+                        events.post(service, Note::normal(reason::ADDRESS_CONFLICT_RESOLVED, message.clone()), Some(address));
                     }
                 }
                 publish_conflicts(&conflicts, &probes, &published_conflicts);
@@ -286,7 +293,7 @@ pub async fn run(
         for (service, now_announced) in &answered {
             if announced.get(service) != Some(now_announced) {
                 metrics.announcer_changed();
-                post_announcing(&client, &settings, service, now_announced);
+                events.announcing(&settings.node_name, service, now_announced);
             }
         }
         announced = answered;
@@ -314,7 +321,7 @@ pub async fn run(
         tokio::select! {
             Some(claim) = claims.recv() => {
                 let context = ClaimContext { node: &settings.node_name, view: &view, current: &current, yield_to_peers: true };
-                handle_claim(claim, &context, &mut responder, &mut probes, &mut conflicts, &metrics, &client, &settings);
+                handle_claim(claim, &context, &mut responder, &mut probes, &mut conflicts, &metrics, &mut events);
             }
             () = tokio::time::sleep_until(deadline) => break,
         }
@@ -448,46 +455,64 @@ fn follow_local_services(
     }
 }
 
-/// Posts an Event on a Service this node started announcing.
-fn post_announcing(
-    client: &Client,
-    settings: &Settings,
-    service: &ServiceKey,
-    announced: &crate::decide::AnnouncedService,
-) {
-    let addresses: Vec<String> = announced.addresses.iter().map(ToString::to_string).collect();
-    let message =
-        format!("{} announced by node {} on {}", addresses.join(", "), settings.node_name, announced.interface);
-    post_event(client, settings, service, Note::normal("Announcing", message));
+/// Posts the speaker's Events, within an [`EventBudget`]: a LAN host that floods claims (or a
+/// take-over of thousands of Services) cannot make this node write Events without bound. Over
+/// budget an Event is dropped and counted, never queued without end.
+struct EventPoster {
+    client: Client,
+    identity: String,
+    budget: EventBudget,
+    metrics: Metrics,
 }
 
-/// Posts an Event on a Service. In the background: the Event is for people; answering never
-/// waits for it. A failed write is tried twice more (after 1 s and 3 s): a conflict or a probe
-/// finding an address in use is reported once, when it starts, so losing that one write to a
-/// busy API server would lose the report.
-fn post_event(client: &Client, settings: &Settings, service: &ServiceKey, note: Note) {
-    let services: Api<Service> = Api::namespaced(client.clone(), &service.0);
-    let events: Api<KubeEvent> = Api::namespaced(client.clone(), &service.0);
-    let (name, identity) = (service.1.clone(), settings.identity.clone());
-    tokio::spawn(async move {
-        for (attempt, pause) in [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2)].into_iter().enumerate()
-        {
-            tokio::time::sleep(pause).await;
-            let regarding = match services.get_opt(&name).await {
-                Ok(Some(service)) => service.object_ref(&()),
-                Ok(None) => return,
-                Err(error) => {
-                    tracing::warn!(service = %name, %error, attempt, "cannot read the Service to post an Event");
-                    continue;
-                }
-            };
-            let event = event(regarding, note.clone(), REPORTING_CONTROLLER, &identity, Timestamp::now());
-            match events.create(&PostParams::default(), &event).await {
-                Ok(_) => return,
-                Err(error) => tracing::warn!(service = %name, %error, attempt, "cannot post an Event"),
+impl EventPoster {
+    /// Posts an Event on a Service; `about` is the address it concerns, if any (the budget
+    /// limits Events per address). In the background: the Event is for people; answering never
+    /// waits for it. A failed write is tried twice more (after 1 s and 3 s): a conflict or a
+    /// probe finding an address in use is reported once, when it starts, so losing that one
+    /// write to a busy API server would lose the report.
+    fn post(&mut self, service: &ServiceKey, note: Note, about: Option<IpAddr>) {
+        let ticket = match self.budget.admit(about, Instant::now()) {
+            Ok(ticket) => ticket,
+            Err(over) => {
+                tracing::debug!(service = %format!("{}/{}", service.0, service.1), reason = note.reason, ?over,
+                    "Event dropped: over the Event budget");
+                self.metrics.event_dropped(over);
+                return;
             }
-        }
-    });
+        };
+        let services: Api<Service> = Api::namespaced(self.client.clone(), &service.0);
+        let events: Api<KubeEvent> = Api::namespaced(self.client.clone(), &service.0);
+        let (name, identity) = (service.1.clone(), self.identity.clone());
+        tokio::spawn(async move {
+            let _writing = ticket.turn().await;
+            for (attempt, pause) in
+                [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(2)].into_iter().enumerate()
+            {
+                tokio::time::sleep(pause).await;
+                let regarding = match services.get_opt(&name).await {
+                    Ok(Some(service)) => service.object_ref(&()),
+                    Ok(None) => return,
+                    Err(error) => {
+                        tracing::warn!(service = %name, %error, attempt, "cannot read the Service to post an Event");
+                        continue;
+                    }
+                };
+                let event = event(regarding, note.clone(), REPORTING_CONTROLLER, &identity, Timestamp::now());
+                match events.create(&PostParams::default(), &event).await {
+                    Ok(_) => return,
+                    Err(error) => tracing::warn!(service = %name, %error, attempt, "cannot post an Event"),
+                }
+            }
+        });
+    }
+
+    /// Posts an Announcing Event on a Service this node started announcing.
+    fn announcing(&mut self, node: &str, service: &ServiceKey, announced: &AnnouncedService) {
+        let addresses: Vec<String> = announced.addresses.iter().map(ToString::to_string).collect();
+        let message = format!("{} announced by node {node} on {}", addresses.join(", "), announced.interface);
+        self.post(service, Note::normal(reason::ANNOUNCING, message), None);
+    }
 }
 
 /// Whether this speaker's view of its peers can be trusted: its own Lease was renewed within its
@@ -593,7 +618,6 @@ struct ClaimContext<'a> {
 ///   logged and reported as a Warning Event on the Services holding the address; kept and
 ///   re-checked while it lasts. This node keeps answering as before, without floods: fighting
 ///   another host's ARP only makes every client's cache flip between the two.
-#[expect(clippy::too_many_arguments, reason = "the loop's state, passed explicitly rather than bundled")]
 fn handle_claim(
     claim: crate::responder::Claim,
     context: &ClaimContext<'_>,
@@ -601,8 +625,7 @@ fn handle_claim(
     probes: &mut Probes,
     conflicts: &mut Conflicts,
     metrics: &Metrics,
-    client: &Client,
-    settings: &Settings,
+    events: &mut EventPoster,
 ) -> bool {
     if responder.macs().any(|mac| mac == claim.mac) {
         return false;
@@ -624,7 +647,7 @@ fn handle_claim(
                 context.node,
                 crate::probes::RETRY_IN_USE.as_secs()
             );
-            post_event(client, settings, service, Note::warning("AddressInUse", message));
+            events.post(service, Note::warning(reason::ADDRESS_IN_USE, message), Some(claim.address));
         }
         return true;
     }
@@ -643,18 +666,21 @@ fn handle_claim(
         }
         None => {
             metrics.conflict();
-            if !conflicts.claimed(claim.address, claim.mac, &claim.interface, Instant::now()) {
+            if conflicts.claim(claim.address, claim.mac, &claim.interface, Instant::now()) == Claimed::Known {
                 return false;
             }
-            tracing::warn!(address = %claim.address, %mac, interface = %claim.interface, probe = claim.probe,
+            // One host, or "several hosts (a, b …)" once a second one shows: a flapping MAC is one
+            // conflict, reported twice at most.
+            let by = conflicts.get(claim.address).map_or_else(|| mac.clone(), |conflict| conflict.claimed_by());
+            tracing::warn!(address = %claim.address, claimed_by = %by, interface = %claim.interface, probe = claim.probe,
                 "a host that is not an ironlb speaker claims an address this node announces");
             for service in holders(context.current, claim.address) {
                 let message = format!(
-                    "{} is also claimed by {mac} on {} of node {}, a host that is not an ironlb speaker; ironlb keeps \
+                    "{} is also claimed by {by} on {} of node {}, a host that is not an ironlb speaker; ironlb keeps \
                      answering and does not fight it: remove the address from that host or from the pool",
                     claim.address, claim.interface, context.node
                 );
-                post_event(client, settings, service, Note::warning("AddressConflict", message));
+                events.post(service, Note::warning(reason::ADDRESS_CONFLICT, message), Some(claim.address));
             }
         }
     }

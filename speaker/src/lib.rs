@@ -1,5 +1,6 @@
 //! ironlb-speaker as a library: the parts of the data path (see `controller` for how they fit).
 
+pub mod claims;
 pub mod conflicts;
 pub mod controller;
 pub mod decide;

@@ -13,22 +13,28 @@
 //! that missed the first (a busy switch, a host that was mid-ARP) still moves within a few
 //! seconds, without flooding. An optional periodic refresh re-announces every owned address so
 //! switch FDB entries never age out while nobody is asking.
+//!
+//! Claims (another host announcing an owned address, see [`Claim`]) go to the controller past a
+//! [`ClaimLimiter`] and through a queue of [`CLAIM_QUEUE`]: a receive task never waits on the
+//! controller, and a LAN host flooding claims costs a lock and a counter per frame, not memory
+//! or API writes (see [`crate::claims`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::claims::ClaimLimiter;
 use crate::net::{ArpSocket, Interface, NdpSocket, Received};
 use crate::packet::{
     self, ArpKind, MacAddress, NdpSender, Packet, SolicitationKind, arp_probe, arp_reply, dad_probe_ns, gratuitous_arp,
     neighbor_advertisement, unsolicited_na,
 };
-use crate::telemetry::{Ignored, Metrics, Protocol};
+use crate::telemetry::{ClaimDropped, Ignored, Metrics, Protocol};
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +51,11 @@ pub const PROBE_SCHEDULE: [Duration; 2] = [Duration::ZERO, Duration::from_millis
 
 /// How long after the first probe an answer counts: past it, the address is free.
 pub const PROBE_WINDOW: Duration = Duration::from_millis(400);
+
+/// Claims waiting for the controller; past this, new ones are dropped (and counted). The
+/// limiter passes a few a second per address, so the queue fills only when the controller is
+/// stuck, and then whatever it would learn from more claims can wait for the next ones.
+pub const CLAIM_QUEUE: usize = 256;
 
 /// Largest frame read: ARP and NDP frames the speaker answers are far smaller; anything larger is
 /// reported truncated and dropped as malformed.
@@ -123,7 +134,10 @@ struct Sender {
     ndp: Option<Arc<NdpSocket>>,
     table: SharedTable,
     metrics: Metrics,
-    claims: mpsc::UnboundedSender<Claim>,
+    claims: mpsc::Sender<Claim>,
+    /// Shared by every receive task of the node: the rates are per address and MAC, whatever
+    /// the interface or protocol a claim arrives by.
+    limiter: Arc<Mutex<ClaimLimiter>>,
 }
 
 impl Sender {
@@ -296,12 +310,27 @@ impl Sender {
         NdpSender { mac: self.mac, address }
     }
 
-    /// Counts a claim of an owned address by another host and hands it to the controller.
+    /// Counts a claim of an owned address by another host and hands it to the controller, unless
+    /// the claims of the address or the MAC are over their rate or the queue is full: then it is
+    /// dropped and counted, and the frame's answer (if any) goes out all the same.
     fn claimed(&self, address: IpAddr, mac: MacAddress, probe: bool) {
         self.metrics.ignored(Ignored::ForeignClaim);
+        let admitted = self.limiter.lock().unwrap_or_else(std::sync::PoisonError::into_inner).admit(
+            address,
+            mac,
+            tokio::time::Instant::now(),
+        );
+        if !admitted {
+            self.metrics.claim_dropped(ClaimDropped::RateLimited);
+            return;
+        }
         let claim = Claim { address, mac, interface: self.interface.clone(), probe };
-        // The controller gone means shutting down: nobody left to tell.
-        let _ = self.claims.send(claim);
+        match self.claims.try_send(claim) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.metrics.claim_dropped(ClaimDropped::QueueFull),
+            // The controller gone means shutting down: nobody left to tell.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 
     fn ignore_unowned(&self, standing: Standing) {
@@ -334,16 +363,19 @@ pub struct Responder {
     table: SharedTable,
     links: BTreeMap<String, Link>,
     refresh: Option<Duration>,
-    claims: mpsc::UnboundedSender<Claim>,
+    claims: mpsc::Sender<Claim>,
+    limiter: Arc<Mutex<ClaimLimiter>>,
 }
 
 impl Responder {
-    /// A responder that answers for nothing yet, and the claims it will see (see [`Claim`]).
-    /// With a non-zero `refresh` period, every owned address is re-announced that often.
-    pub fn new(metrics: Metrics, refresh: Duration) -> (Self, mpsc::UnboundedReceiver<Claim>) {
+    /// A responder that answers for nothing yet, and the claims it will see (see [`Claim`]; at
+    /// most [`CLAIM_QUEUE`] waiting). With a non-zero `refresh` period, every owned address is
+    /// re-announced that often.
+    pub fn new(metrics: Metrics, refresh: Duration) -> (Self, mpsc::Receiver<Claim>) {
         let refresh = (!refresh.is_zero()).then_some(refresh);
-        let (claims, claimed) = mpsc::unbounded_channel();
-        (Self { metrics, table: SharedTable::default(), links: BTreeMap::new(), refresh, claims }, claimed)
+        let (claims, claimed) = mpsc::channel(CLAIM_QUEUE);
+        let limiter = Arc::default();
+        (Self { metrics, table: SharedTable::default(), links: BTreeMap::new(), refresh, claims, limiter }, claimed)
     }
 
     /// Stops answering for `address` at once, on every interface, until a later [`Self::apply`]
@@ -523,6 +555,7 @@ impl Responder {
             table: self.table.clone(),
             metrics: self.metrics.clone(),
             claims: self.claims.clone(),
+            limiter: self.limiter.clone(),
         };
         let mut tasks = vec![tokio::spawn(receive(arp, sender.clone(), Protocol::Arp))];
         if let Some(ndp) = ndp {

@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::claims::OverBudget;
 use crate::packet::PacketError;
 
 pub use ironlb_daemon::Health;
@@ -61,6 +62,26 @@ impl Ignored {
     }
 }
 
+/// Why a claim seen on the wire did not reach the controller: the `reason` of `claims_dropped`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClaimDropped {
+    /// Over the claims per address or per MAC ([`crate::claims::ClaimLimiter`]).
+    RateLimited,
+    /// The claim queue was full: the controller is behind.
+    QueueFull,
+}
+
+impl ClaimDropped {
+    const ALL: [Self; 2] = [Self::RateLimited, Self::QueueFull];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate_limited",
+            Self::QueueFull => "queue_full",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct FrameLabels {
     interface: String,
@@ -92,6 +113,8 @@ pub struct Metrics {
     send_errors: Family<FrameLabels, Counter>,
     requests_ignored: Family<ReasonLabels, Counter>,
     malformed_dropped: Family<ReasonLabels, Counter>,
+    claims_dropped: Family<ReasonLabels, Counter>,
+    events_dropped: Family<ReasonLabels, Counter>,
     announced_addresses: Family<FamilyLabels, Gauge>,
     announcer_changes: Counter,
     lease_renewal_failures: Counter,
@@ -109,13 +132,17 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every series.
     pub fn new() -> Self {
-        let (requests_ignored, malformed_dropped) = (Family::default(), Family::default());
-        for reason in Ignored::ALL {
-            drop(requests_ignored.get_or_create(&ReasonLabels { reason: reason.as_str().to_owned() }));
-        }
-        for error in PacketError::ALL {
-            drop(malformed_dropped.get_or_create(&ReasonLabels { reason: error.reason().to_owned() }));
-        }
+        let reasons = |reasons: &[&str]| {
+            let family: Family<ReasonLabels, Counter> = Family::default();
+            for reason in reasons {
+                drop(family.get_or_create(&ReasonLabels { reason: (*reason).to_owned() }));
+            }
+            family
+        };
+        let requests_ignored = reasons(&Ignored::ALL.map(Ignored::as_str));
+        let malformed_dropped = reasons(&PacketError::ALL.map(PacketError::reason));
+        let claims_dropped = reasons(&ClaimDropped::ALL.map(ClaimDropped::as_str));
+        let events_dropped = reasons(&OverBudget::ALL.map(OverBudget::reason));
         let announced_addresses = Family::default();
         for family in ["ipv4", "ipv6"] {
             drop(announced_addresses.get_or_create(&FamilyLabels { family: family.to_owned() }));
@@ -129,6 +156,8 @@ impl Metrics {
             send_errors: Family::default(),
             requests_ignored,
             malformed_dropped,
+            claims_dropped,
+            events_dropped,
             announced_addresses,
             announcer_changes: Counter::default(),
             lease_renewal_failures: Counter::default(),
@@ -161,6 +190,16 @@ impl Metrics {
             "malformed_frames_dropped",
             "ARP/NDP frames dropped as malformed, by reason",
             metrics.malformed_dropped.clone(),
+        );
+        registry.register(
+            "claims_dropped",
+            "Claims of an announced address seen on the wire and not handled, by reason",
+            metrics.claims_dropped.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Events not posted because the speaker's Event budget was spent, by reason",
+            metrics.events_dropped.clone(),
         );
         registry.register(
             "announced_addresses",
@@ -229,6 +268,16 @@ impl Metrics {
         self.malformed_dropped.get_or_create(&ReasonLabels { reason: error.reason().to_owned() }).inc();
     }
 
+    /// A claim seen on the wire did not reach the controller.
+    pub fn claim_dropped(&self, reason: ClaimDropped) {
+        self.claims_dropped.get_or_create(&ReasonLabels { reason: reason.as_str().to_owned() }).inc();
+    }
+
+    /// An Event was dropped, over the Event budget.
+    pub fn event_dropped(&self, reason: OverBudget) {
+        self.events_dropped.get_or_create(&ReasonLabels { reason: reason.reason().to_owned() }).inc();
+    }
+
     /// How many addresses of each family this node announces.
     pub fn set_announced(&self, ipv4: usize, ipv6: usize) {
         for (family, count) in [("ipv4", ipv4), ("ipv6", ipv6)] {
@@ -291,5 +340,18 @@ mod tests {
         assert!(text.contains("ironlb_speaker_malformed_frames_dropped_total{reason=\"bad_checksum\"} 0"), "{text}");
         assert!(text.contains("ironlb_speaker_requests_ignored_total{reason=\"not_owned\"} 0"), "{text}");
         assert!(text.contains("ironlb_speaker_announced_addresses{family=\"ipv6\"} 1"), "{text}");
+        assert!(text.contains("ironlb_speaker_claims_dropped_total{reason=\"queue_full\"} 0"), "{text}");
+        assert!(text.contains("ironlb_speaker_events_dropped_total{reason=\"address_rate\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn dropped_claims_and_events_are_counted_by_reason() {
+        let metrics = Metrics::new();
+        metrics.claim_dropped(ClaimDropped::RateLimited);
+        metrics.claim_dropped(ClaimDropped::RateLimited);
+        metrics.event_dropped(OverBudget::Backlog);
+        let text = metrics.render().expect("renders");
+        assert!(text.contains("ironlb_speaker_claims_dropped_total{reason=\"rate_limited\"} 2"), "{text}");
+        assert!(text.contains("ironlb_speaker_events_dropped_total{reason=\"backlog\"} 1"), "{text}");
     }
 }

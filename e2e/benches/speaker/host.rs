@@ -3,10 +3,9 @@
 //! the frames and bytes that crossed a host's LAN interface.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail, ensure};
-use ironlb_e2e::Lab;
+use ironlb_e2e::{Daemon, Lab};
 use ironlb_speaker::packet::MacAddress;
 
 /// One lab host (a node or the client): its namespace, which is also its Node name, and the
@@ -70,30 +69,15 @@ pub(crate) struct Memory {
 }
 
 impl Speaker {
-    /// The node's speaker, by the PID file the lab wrote (`<pid> <start time>`); checked to be an
-    /// `ironlb-speaker`, so a stale file cannot make the bench read another process.
+    /// The node's speaker, by the PID file the lab wrote, checked to be an `ironlb-speaker`.
     pub(crate) fn of(lab: &Lab, node: &str) -> Result<Self> {
-        let file = lab.root().join(format!("e2e/.lab/pids/speaker-{node}.pid"));
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        let pid: u32 = text.split_whitespace().next().context("an empty PID file")?.parse()?;
-        let cmdline =
-            std::fs::read(format!("/proc/{pid}/cmdline")).with_context(|| format!("speaker {pid} of {node}"))?;
-        ensure!(
-            String::from_utf8_lossy(&cmdline).contains("ironlb-speaker"),
-            "PID {pid} of {} is not an ironlb-speaker",
-            file.display()
-        );
-        Ok(Self { node: node.to_owned(), pid })
+        let daemon = Daemon::of(lab, &format!("speaker-{node}"), "ironlb-speaker")?;
+        Ok(Self { node: node.to_owned(), pid: daemon.pid })
     }
 
-    /// User plus system CPU time the process has used, in seconds (`/proc/<pid>/stat` fields 14
-    /// and 15, in clock ticks).
+    /// User plus system CPU time the process has used, in seconds.
     pub(crate) fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // The command name may hold spaces and parentheses; the fields after its last ')' are plain.
-        let fields: Vec<&str> = stat.rsplit_once(')').context("a malformed stat")?.1.split_whitespace().collect();
-        let ticks = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-        Ok(ticks as f64 / clock_ticks_per_second()?)
+        ironlb_e2e::cpu_seconds(self.pid)
     }
 
     pub(crate) fn memory(&self) -> Result<Memory> {
@@ -110,17 +94,6 @@ impl Speaker {
         let url = "http://127.0.0.1:7473/metrics";
         Ok(lab.in_netns(&self.node, &["curl", "-fsS", "--max-time", "5", url])?.ok()?.stdout.into())
     }
-}
-
-/// `sysconf(_SC_CLK_TCK)`, the unit of the CPU times in `/proc/<pid>/stat`.
-fn clock_ticks_per_second() -> Result<f64> {
-    static TICKS: OnceLock<f64> = OnceLock::new();
-    if let Some(ticks) = TICKS.get() {
-        return Ok(*ticks);
-    }
-    let output = std::process::Command::new("getconf").arg("CLK_TCK").output().context("running getconf")?;
-    let ticks: f64 = String::from_utf8_lossy(&output.stdout).trim().parse().context("getconf CLK_TCK")?;
-    Ok(*TICKS.get_or_init(|| ticks))
 }
 
 /// A Prometheus text exposition.

@@ -1,14 +1,16 @@
 //! The responder on a real link (two throwaway namespaces, see `crate::testlab`): it takes over
 //! with gratuitous frames, answers what it owns on the interface it owns it on, and drops and
 //! counts everything else — truncated, oversized and malformed frames, requests for addresses
-//! it does not own or on the wrong interface — without panicking or disturbing the answers.
+//! it does not own or on the wrong interface — without panicking or disturbing the answers;
+//! and a flood of foreign claims is rate-limited without delaying an answer.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use super::Responder;
-use crate::net::{ArpSocket, link};
+use super::{Claim, Responder};
+use crate::net::{ArpSocket, Interface, link};
 use crate::packet::{self, Packet, dad_probe_ns, gratuitous_arp};
 use crate::telemetry::Metrics;
 use crate::testlab::{Lab, MAC_A, MAC_B, VIP4, VIP6, spawn_in};
@@ -50,6 +52,25 @@ fn value(metrics: &Metrics, series: &str) -> f64 {
     line.and_then(|line| line.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
 }
 
+/// Runs `node` in namespace A with a new responder (counting into `metrics`), its claims and
+/// the namespace's interfaces.
+fn spawn_responder<T, F>(
+    lab: &Lab,
+    metrics: &Metrics,
+    node: impl FnOnce(Responder, tokio::sync::mpsc::Receiver<Claim>, Vec<Interface>) -> F + Send + 'static,
+) -> std::thread::JoinHandle<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send,
+{
+    let metrics = metrics.clone();
+    spawn_in(&lab.a, async move {
+        let interfaces = link::interfaces().expect("interfaces");
+        let (responder, claims) = Responder::new(metrics, Duration::ZERO);
+        node(responder, claims, interfaces).await
+    })
+}
+
 #[test]
 fn answers_what_it_owns_and_drops_and_counts_everything_else() {
     let Some(lab) = Lab::new() else { return };
@@ -57,10 +78,7 @@ fn answers_what_it_owns_and_drops_and_counts_everything_else() {
     let metrics = Metrics::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
-    let node_metrics = metrics.clone();
-    let node = spawn_in(&lab.a, async move {
-        let interfaces = link::interfaces().expect("interfaces");
-        let (mut responder, _claims) = Responder::new(node_metrics, Duration::ZERO);
+    let node = spawn_responder(&lab, &metrics, |mut responder, _claims, interfaces| async move {
         let owned: BTreeMap<IpAddr, Vec<String>> = BTreeMap::from([
             (IpAddr::V4(VIP4), vec!["eth0".to_owned()]),
             (IpAddr::V6(VIP6), vec!["eth0".to_owned()]),
@@ -134,4 +152,51 @@ fn answers_what_it_owns_and_drops_and_counts_everything_else() {
     assert!(sent("ironlb_speaker_gratuitous_sent_total{interface=\"eth0\",protocol=\"ndp\"}") >= 1.0);
     assert!(sent("ironlb_speaker_gratuitous_sent_total{interface=\"eth1\",protocol=\"arp\"}") >= 1.0);
     assert_eq!(value(&metrics, "ironlb_speaker_announced_addresses{family=\"ipv4\"}"), 2.0);
+}
+
+#[test]
+fn a_flood_of_foreign_claims_is_rate_limited_and_never_delays_an_answer() {
+    let Some(lab) = Lab::new() else { return };
+    let metrics = Metrics::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
+    // The controller never reads a claim here: a stuck controller must not stall answers either.
+    let node = spawn_responder(&lab, &metrics, |mut responder, claims, interfaces| async move {
+        let owned = BTreeMap::from([(IpAddr::V4(VIP4), vec!["eth0".to_owned()])]);
+        responder.apply(&owned, &BTreeMap::new(), &interfaces);
+        let _ = ready_tx.send(());
+        let _ = stopped.await;
+        claims.len()
+    });
+
+    let client = spawn_in(&lab.b, async move {
+        let eth0 = link::interface_by_name("eth0").expect("interfaces").expect("eth0");
+        let arp = ArpSocket::open(eth0.index).expect("arp eth0");
+        ready.recv().expect("the node side is ready");
+        // Gratuitous ARP for the owned address from 2,000 MACs, in 40 ms: 50,000 frames a second,
+        // paced only so that the node's socket buffer does not overflow.
+        for n in 0..2_000_u16 {
+            let [high, low] = n.to_be_bytes();
+            let mac = packet::MacAddress::new([0x02, 0x0f, 0, 0, high, low]);
+            arp.send(&gratuitous_arp(mac, VIP4)).expect("send");
+            if n % 50 == 49 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        arp.send(&request(VIP4)).expect("send");
+        let answered = next_arp(&arp, Duration::from_secs(2), |arp| {
+            arp.operation() == packet::ArpOperation::Reply && arp.sender_ip() == VIP4
+        });
+        assert!(answered.await, "a request after the flood was not answered");
+    });
+    client.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let _ = stop.send(());
+    let queued = node.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+
+    let claims = value(&metrics, "ironlb_speaker_requests_ignored_total{reason=\"foreign_claim\"}");
+    let limited = value(&metrics, "ironlb_speaker_claims_dropped_total{reason=\"rate_limited\"}");
+    let burst = crate::claims::ADDRESS_RATE.burst as usize;
+    assert!(claims >= 500.0, "the flood reached the responder: {claims}");
+    assert!((1..=burst + 2).contains(&queued), "{queued} claims queued for the controller");
+    assert_eq!(limited, claims - queued as f64, "every other claim was dropped and counted");
 }
