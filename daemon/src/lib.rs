@@ -5,11 +5,14 @@
 //! - [`shutdown_signal`]: SIGTERM (Kubernetes stopping the Pod) or Ctrl-C;
 //! - [`Health`] and [`serve`]: `GET /metrics` (OpenMetrics text, rendered by the binary's own
 //!   metrics), `/healthz` (liveness) and `/readyz` (readiness) on the metrics port;
-//! - [`WatchBackoff`]: how fast a failed watch is retried.
+//! - [`WatchBackoff`]: how fast a failed watch is retried;
+//! - [`duration`]: the one syntax of every duration flag (`500ms`, `15s`, `2m`), as a clap value
+//!   parser.
 
 #![forbid(unsafe_code)]
 
 mod backoff;
+pub mod duration;
 mod health;
 
 use std::fmt;
