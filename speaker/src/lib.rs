@@ -3,7 +3,6 @@
 pub mod conflicts;
 pub mod controller;
 pub mod decide;
-pub mod duration;
 pub mod lease;
 pub mod local;
 pub mod net;
