@@ -6,11 +6,14 @@
 //! - [`Health`] and [`serve`]: `GET /metrics` (OpenMetrics text, rendered by the binary's own
 //!   metrics), `/healthz` (liveness) and `/readyz` (readiness) on the metrics port;
 //! - [`WatchBackoff`]: how fast a failed watch is retried;
-//! - [`guarded`]: watches that skip and report an object they cannot read instead of failing.
+//! - [`guarded`]: watches that skip and report an object they cannot read instead of failing;
+//! - [`duration`]: the one syntax of every duration flag (`500ms`, `15s`, `2m`), as a clap value
+//!   parser.
 
 #![forbid(unsafe_code)]
 
 mod backoff;
+pub mod duration;
 pub mod guard;
 mod health;
 

@@ -12,12 +12,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use ironlb_daemon::duration::{DurationOrSeconds, parse_duration_or_seconds};
 use ironlb_operator::engine::{Engine, EngineSettings};
 use ironlb_operator::leader::{LeaderElector, LeaseSettings};
 use ironlb_operator::telemetry::{self, Health, Metrics};
 use tracing::{error, info, warn};
 
-/// Flags of ironlb-operator; each has an environment fallback.
+/// Flags of ironlb-operator; each has an environment fallback. Durations are written as every
+/// ironlb flag and chart value writes them: `500ms`, `15s`, `2m`.
 #[derive(Debug, Parser)]
 #[command(name = "ironlb-operator", version, about)]
 struct Args {
@@ -38,17 +40,20 @@ struct Args {
     #[arg(long, env = "IRONLB_LEASE_NAME", default_value = "ironlb-operator")]
     lease_name: String,
 
-    /// Seconds a standby waits after the leader's last renewal before taking over.
-    #[arg(long, env = "IRONLB_LEASE_DURATION", default_value_t = 15)]
-    lease_duration: u64,
+    /// How long a standby waits after the leader's last renewal before taking over, e.g. 15s (whole
+    /// seconds: the Lease records it so). A bare number is read as seconds, deprecated.
+    #[arg(long, env = "IRONLB_LEASE_DURATION", default_value = "15s", value_parser = parse_duration_or_seconds)]
+    lease_duration: DurationOrSeconds,
 
-    /// Seconds the leader keeps trying to renew before it stops writing.
-    #[arg(long, env = "IRONLB_RENEW_DEADLINE", default_value_t = 10)]
-    renew_deadline: u64,
+    /// How long the leader keeps trying to renew before it stops writing, e.g. 10s. A bare number is
+    /// read as seconds, deprecated.
+    #[arg(long, env = "IRONLB_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration_or_seconds)]
+    renew_deadline: DurationOrSeconds,
 
-    /// Seconds between renewals (and between a standby's attempts).
-    #[arg(long, env = "IRONLB_RETRY_PERIOD", default_value_t = 2)]
-    retry_period: u64,
+    /// The time between renewals (and between a standby's attempts), e.g. 2s. A bare number is read
+    /// as seconds, deprecated.
+    #[arg(long, env = "IRONLB_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration_or_seconds)]
+    retry_period: DurationOrSeconds,
 
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "IRONLB_METRICS_ADDRESS", default_value = "0.0.0.0:7472")]
@@ -69,6 +74,16 @@ async fn main() -> anyhow::Result<()> {
     ironlb_daemon::init_logging(&args.log_level)?;
     let identity = ironlb_daemon::identity(args.identity.clone())?;
     info!(version = env!("CARGO_PKG_VERSION"), identity, "starting");
+    // Bare seconds are still read, for one release: say so where the operator of the cluster looks.
+    for (flag, value) in [
+        ("--lease-duration", args.lease_duration),
+        ("--renew-deadline", args.renew_deadline),
+        ("--retry-period", args.retry_period),
+    ] {
+        if let Some(deprecation) = value.deprecation(flag) {
+            warn!("{deprecation}");
+        }
+    }
 
     let client = kube::Client::try_default().await.context("cannot reach the API server")?;
     let metrics = Metrics::new();
@@ -76,9 +91,9 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(telemetry::serve(args.metrics_address, metrics.clone(), health.clone()));
 
     let lease = LeaseSettings {
-        lease_duration: Duration::from_secs(args.lease_duration),
-        renew_deadline: Duration::from_secs(args.renew_deadline),
-        retry_period: Duration::from_secs(args.retry_period),
+        lease_duration: args.lease_duration.duration,
+        renew_deadline: args.renew_deadline.duration,
+        retry_period: args.retry_period.duration,
     };
     let mut elector = LeaderElector::new(client.clone(), &args.namespace, &args.lease_name, &identity, lease)?;
     let gate = elector.leadership();
@@ -119,4 +134,30 @@ async fn main() -> anyhow::Result<()> {
         error!(%error, "could not release the leader Lease");
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn election_flags_default_to_client_go_s_timings_as_durations() {
+        let args = Args::try_parse_from(["ironlb-operator"]).expect("defaults");
+        let defaults = LeaseSettings::default();
+        assert_eq!(args.lease_duration, DurationOrSeconds { duration: defaults.lease_duration, bare_seconds: None });
+        assert_eq!(args.renew_deadline, DurationOrSeconds { duration: defaults.renew_deadline, bare_seconds: None });
+        assert_eq!(args.retry_period, DurationOrSeconds { duration: defaults.retry_period, bare_seconds: None });
+    }
+
+    #[test]
+    fn election_flags_still_read_bare_seconds_and_say_so() {
+        let args =
+            Args::try_parse_from(["ironlb-operator", "--lease-duration=20", "--renew-deadline=12s"]).expect("flags");
+        assert_eq!(args.lease_duration.duration, Duration::from_secs(20));
+        assert_eq!(
+            args.lease_duration.deprecation("--lease-duration").as_deref(),
+            Some("--lease-duration=20 is read as 20s; bare numbers are deprecated, write 20s")
+        );
+        assert_eq!(args.renew_deadline.deprecation("--renew-deadline"), None);
+    }
 }

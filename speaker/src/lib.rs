@@ -4,7 +4,6 @@ pub mod claims;
 pub mod conflicts;
 pub mod controller;
 pub mod decide;
-pub mod duration;
 pub mod lease;
 pub mod local;
 pub mod net;

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use ironlb_daemon::duration::parse_duration;
 use ironlb_speaker::controller::{self, Settings};
-use ironlb_speaker::duration::parse_duration;
 use ironlb_speaker::lease::LeaseSettings;
 use ironlb_speaker::telemetry::{self, Health, Metrics};
 use tracing::{error, info};
 
 /// Flags of ironlb-speaker; each has an environment fallback (the chart sets the environment).
+/// Durations are written as every ironlb flag and chart value writes them: `500ms`, `2s`, `1m30s`.
 #[derive(Debug, Parser)]
 #[command(name = "ironlb-speaker", version, about)]
 struct Args {
@@ -39,7 +40,8 @@ struct Args {
     #[arg(long, env = "IRONLB_LOG_LEVEL", default_value = "info")]
     log_level: String,
 
-    /// How long peers count this node live after its last Lease renewal (whole seconds, at least 1s).
+    /// How long peers count this node live after its last Lease renewal: at least 1s, rounded up to
+    /// whole seconds in the Lease.
     #[arg(long, env = "IRONLB_LEASE_DURATION", default_value = "2s", value_parser = parse_duration)]
     lease_duration: Duration,
 

@@ -26,6 +26,11 @@ pub(crate) const TESTS: &[Test] = &[
     ("chart::speaker_settings_flow_into_its_args", speaker_settings_flow_into_its_args),
     ("chart::refuses_a_bad_speaker_setting_by_name", refuses_a_bad_speaker_setting_by_name),
     ("chart::refuses_a_bad_operator_setting_by_name", refuses_a_bad_operator_setting_by_name),
+    (
+        "chart::operator_election_takes_durations_and_bare_seconds_for_one_release",
+        operator_election_takes_durations_and_bare_seconds_for_one_release,
+    ),
+    ("chart::refuses_a_malformed_duration_naming_the_value", refuses_a_malformed_duration_naming_the_value),
     ("chart::speaker_cluster_role_writes_nothing_but_events", speaker_cluster_role_writes_nothing_but_events),
     ("chart::speaker_writes_leases_only_in_the_release_namespace", speaker_writes_leases_only_in_the_release_namespace),
     (
@@ -355,6 +360,8 @@ const BAD_SPEAKER_SETTINGS: &[(&str, &str)] = &[
     // Well-formed, but what the speaker would refuse at start on every node.
     ("speaker.leaseDuration=500ms", "speaker.leaseDuration"),
     ("speaker.leaseRenewInterval=2s", "speaker.leaseRenewInterval"),
+    // Shorter than the lease, but more than half of it.
+    ("speaker.leaseRenewInterval=1500ms", "speaker.leaseRenewInterval is 1500ms"),
     // Killed by the kubelet before its shutdown grace ends, a speaker stops answering early.
     ("speaker.terminationGracePeriodSeconds=2", "speaker.terminationGracePeriodSeconds"),
 ];
@@ -377,16 +384,127 @@ fn refuses_a_bad_speaker_setting_by_name(lab: &Lab) -> Result<()> {
 const BAD_OPERATOR_SETTINGS: &[(&str, &str)] = &[
     ("operator.logLevel=verbose", "/operator/logLevel"),
     ("operator.replicas=-1", "/operator/replicas"),
-    // Well-formed, but the operator refuses to start unless retryPeriod < renewDeadline <
-    // leaseDuration: every replica would crash-loop.
+    // Well-formed, but the operator refuses to start unless 0 < retryPeriod < renewDeadline <
+    // leaseDuration and leaseDuration is whole seconds: every replica would crash-loop. Compared
+    // as durations, whatever their units, and deprecated bare seconds against durations.
     ("operator.leaderElection.renewDeadline=15", "operator.leaderElection.renewDeadline"),
     ("operator.leaderElection.retryPeriod=10", "operator.leaderElection.retryPeriod"),
+    ("operator.leaderElection.renewDeadline=15s", "operator.leaderElection.renewDeadline is 15s"),
+    ("operator.leaderElection.renewDeadline=1m", "operator.leaderElection.renewDeadline is 1m"),
+    ("operator.leaderElection.retryPeriod=10000ms", "operator.leaderElection.retryPeriod is 10000ms"),
+    ("operator.leaderElection.retryPeriod=0s", "operator.leaderElection.retryPeriod is 0s"),
+    ("operator.leaderElection.leaseDuration=15500ms", "operator.leaderElection.leaseDuration is 15500ms"),
 ];
 
 fn refuses_a_bad_operator_setting_by_name(lab: &Lab) -> Result<()> {
     for (set, named) in BAD_OPERATOR_SETTINGS {
         let refused = template(lab, NAMESPACE, &[set])?.refused().with_context(|| format!("{set} was accepted"))?;
         ensure!(refused.stderr.contains(named), "refusing {set} did not name {named}:\n{}", refused.stderr);
+    }
+    Ok(())
+}
+
+/// The operator's election timings as `--set`s the chart accepts, and the flags the operator gets.
+const ELECTION_TIMINGS: &[(&[&str], [&str; 3])] = &[
+    (&[], ["--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s"]),
+    (
+        &["operator.leaderElection.leaseDuration=15s"],
+        ["--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s"],
+    ),
+    // Compared as durations, not as text or numbers: 45s is shorter than 1m, 1500ms than 45s.
+    (
+        &[
+            "operator.leaderElection.leaseDuration=1m",
+            "operator.leaderElection.renewDeadline=45s",
+            "operator.leaderElection.retryPeriod=1500ms",
+        ],
+        ["--lease-duration=1m", "--renew-deadline=45s", "--retry-period=1500ms"],
+    ),
+    // A leading zero is decimal, as the binaries read it (Helm's int64 would take 010 as octal).
+    (
+        &["operator.leaderElection.renewDeadline=08s"],
+        ["--lease-duration=15s", "--renew-deadline=08s", "--retry-period=2s"],
+    ),
+    // Deprecated, for one release: a bare number is seconds, passed on as a duration.
+    (
+        &["operator.leaderElection.leaseDuration=15"],
+        ["--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s"],
+    ),
+    (
+        &[
+            "operator.leaderElection.leaseDuration=30",
+            "operator.leaderElection.renewDeadline=20",
+            "operator.leaderElection.retryPeriod=4",
+        ],
+        ["--lease-duration=30s", "--renew-deadline=20s", "--retry-period=4s"],
+    ),
+];
+
+/// The operator's election flags in `objects`, each checked to be a duration the operator reads
+/// without a deprecation warning.
+fn election_flags(objects: &[Value]) -> Result<Vec<String>> {
+    let operator = container(objects, "Deployment", OPERATOR)?;
+    let mut flags = Vec::new();
+    for flag in strings(&operator["args"]) {
+        for name in ["--lease-duration=", "--renew-deadline=", "--retry-period="] {
+            if let Some(value) = flag.strip_prefix(name) {
+                ironlb_daemon::duration::parse_duration(value).with_context(|| format!("the operator gets {flag}"))?;
+                flags.push(flag.to_owned());
+            }
+        }
+    }
+    Ok(flags)
+}
+
+fn operator_election_takes_durations_and_bare_seconds_for_one_release(lab: &Lab) -> Result<()> {
+    for (sets, expected) in ELECTION_TIMINGS {
+        let flags = election_flags(&render(lab, NAMESPACE, sets)?)?;
+        ensure!(flags == expected, "with {sets:?} the operator gets {flags:?}, not {expected:?}");
+    }
+    // Bare numbers in a values file are YAML numbers (floats to Helm), not --set's integers: they
+    // go out as whole seconds too. --set-json reads them the same way.
+    let from_file = "operator.leaderElection={\"leaseDuration\": 20, \"renewDeadline\": 12, \"retryPeriod\": 3}";
+    let args = ["template", RELEASE, "charts/ironlb", "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION];
+    let rendered = lab.helm(&[&args[..], &["--set-json", from_file]].concat())?.ok()?;
+    let flags = election_flags(&documents(&rendered.stdout)?)?;
+    let expected = ["--lease-duration=20s", "--renew-deadline=12s", "--retry-period=3s"];
+    ensure!(flags == expected, "with {from_file} the operator gets {flags:?}, not {expected:?}");
+
+    // The NOTES name each deprecated value and what to write instead; durations raise nothing.
+    let install = ["install", "ironlb-e2e-notes", "charts/ironlb", "--namespace", NAMESPACE, "--dry-run=client"];
+    let clean = lab.helm(&install)?.ok()?;
+    ensure!(!notes_of(&clean)?.contains("DEPRECATED"), "the default NOTES warn:\n{}", notes_of(&clean)?);
+    let bare = lab.helm(&[&install[..], &["--set", "operator.leaderElection.leaseDuration=15"]].concat())?.ok()?;
+    let notes = notes_of(&bare)?;
+    for said in ["operator.leaderElection.leaseDuration is 15, read as 15s", "write 15s"] {
+        ensure!(notes.contains(said), "the NOTES of a bare leaseDuration do not say `{said}`:\n{notes}");
+    }
+    ensure!(!notes.contains("renewDeadline"), "the NOTES warn about a renewDeadline written as a duration:\n{notes}");
+    Ok(())
+}
+
+/// Each entry: a `--set` of a duration value the values schema must refuse, the path the refusal
+/// must name, and the value it must quote.
+const MALFORMED_DURATIONS: &[(&str, &str, &str)] = &[
+    ("operator.leaderElection.leaseDuration=15x", "/operator/leaderElection/leaseDuration", "15x"),
+    ("operator.leaderElection.renewDeadline=-1s", "/operator/leaderElection/renewDeadline", "-1s"),
+    ("operator.leaderElection.retryPeriod=1.5s", "/operator/leaderElection/retryPeriod", "1.5s"),
+    ("operator.leaderElection.retryPeriod=-1", "/operator/leaderElection/retryPeriod", "-1"),
+    ("speaker.leaseDuration=15x", "/speaker/leaseDuration", "15x"),
+    ("speaker.shutdownGrace=-1s", "/speaker/shutdownGrace", "-1s"),
+    ("speaker.refreshInterval=1d", "/speaker/refreshInterval", "1d"),
+];
+
+fn refuses_a_malformed_duration_naming_the_value(lab: &Lab) -> Result<()> {
+    for (set, path, value) in MALFORMED_DURATIONS {
+        let refused = template(lab, NAMESPACE, &[set])?.refused().with_context(|| format!("{set} was accepted"))?;
+        ensure!(
+            refused.stderr.contains("values don't meet the specifications")
+                && refused.stderr.contains(path)
+                && refused.stderr.contains(value),
+            "refusing {set} did not name {path} and {value}:\n{}",
+            refused.stderr
+        );
     }
     Ok(())
 }
@@ -898,9 +1016,9 @@ fn operator_runs_two_leader_elected_replicas_with_probes(lab: &Lab) -> Result<()
     // The Lease the lab's operators elect on too (lab_start_operator), with timings the operator accepts.
     for flag in [
         "--lease-name=ironlb-operator",
-        "--lease-duration=15",
-        "--renew-deadline=10",
-        "--retry-period=2",
+        "--lease-duration=15s",
+        "--renew-deadline=10s",
+        "--retry-period=2s",
         "--metrics-address=0.0.0.0:7472",
     ] {
         ensure!(args.contains(&flag), "the operator should get {flag}, its args are {args:?}");
@@ -982,7 +1100,7 @@ fn speaker_grace_period_outlasts_its_hand_over(lab: &Lab) -> Result<()> {
         .iter()
         .find_map(|arg| arg.strip_prefix("--shutdown-grace="))
         .with_context(|| format!("the speaker gets no --shutdown-grace: {args:?}"))?;
-    let grace = ironlb_speaker::duration::parse_duration(grace).map_err(anyhow::Error::msg)?;
+    let grace = ironlb_daemon::duration::parse_duration(grace)?;
     let period = speaker_pod(&objects)?["terminationGracePeriodSeconds"]
         .as_u64()
         .context("the speaker Pod sets no terminationGracePeriodSeconds")?;
@@ -1070,14 +1188,20 @@ const VALUE_COMBINATIONS: &[&[&str]] = &[
         "operator.tolerations[0].effect=NoSchedule",
     ],
     &[
-        "operator.leaderElection.leaseDuration=30",
-        "operator.leaderElection.renewDeadline=20",
-        "operator.leaderElection.retryPeriod=4",
+        "operator.leaderElection.leaseDuration=1m",
+        "operator.leaderElection.renewDeadline=20s",
+        "operator.leaderElection.retryPeriod=4s",
         "speaker.leaseDuration=5s",
         "speaker.leaseRenewInterval=1s",
         "speaker.refreshInterval=1m",
         "speaker.shutdownGrace=3s",
         "speaker.terminationGracePeriodSeconds=15",
+    ],
+    // Deprecated for one release: bare seconds.
+    &[
+        "operator.leaderElection.leaseDuration=30",
+        "operator.leaderElection.renewDeadline=20",
+        "operator.leaderElection.retryPeriod=4",
     ],
     &["loadBalancerClass=ironlb.io/layer2"],
     &["operator.logLevel=debug", "speaker.logLevel=trace"],
@@ -1191,7 +1315,8 @@ const SECOND_NAMESPACE: &str = "ironlb-e2e-helm";
 /// carries. The lab has no container runtime and its kubelet stand-in leaves the chart's Pods
 /// alone (unbound, Pending), so no second set of ironlb processes can run in any case.
 const LAB_VALUES: &str = "e2e/lab/chart-values.yaml";
-/// Changed values the upgrade applies, and what each must change in the objects.
+/// Changed values the upgrade applies, and what each must change in the objects. The election
+/// timings are bare seconds, as values from before durations wrote them.
 const UPGRADE: &[&str] = &[
     "operator.replicas=2",
     "operator.logLevel=debug",
@@ -1331,7 +1456,7 @@ fn a_second_release_installs_upgrades_and_uninstalls_beside_the_lab_s(lab: &Lab)
     );
     let operator = &deployment["spec"]["template"]["spec"]["containers"][0];
     let args = strings(&operator["args"]);
-    for flag in ["--log-level=debug", "--lease-duration=20", "--renew-deadline=12"] {
+    for flag in ["--log-level=debug", "--lease-duration=20s", "--renew-deadline=12s"] {
         ensure!(args.contains(&flag), "after the upgrade the operator has no {flag}: {args:?}");
     }
     ensure!(operator["resources"]["requests"]["cpu"] == "100m", "the operator resources are {}", operator["resources"]);
