@@ -2,7 +2,8 @@
 //!
 //! - [`address`]: parsing pool entries, interval arithmetic, the allocator's interval sets.
 //! - [`announcer`]: who announces each address, and the facts it is decided from.
-//! - [`events`]: Events as both binaries post them.
+//! - [`events`]: Events as both binaries post them, and every Event reason.
+//! - [`ServiceKey`]: a Service by namespace and name, as every reader files it.
 //! - [`v1alpha1`]: the custom resources (`IPAddressPool`, `L2Advertisement`), their status
 //!   types, the CEL rules the API server enforces and [`v1alpha1::IPAddressPoolSpec::validate`],
 //!   which applies the same rules in Rust.
@@ -14,4 +15,7 @@
 pub mod address;
 pub mod announcer;
 pub mod events;
+mod service;
 pub mod v1alpha1;
+
+pub use service::ServiceKey;

@@ -421,7 +421,7 @@ fn apply_slices(view: &mut ClusterView, service: &ServiceKey, event: Event<Endpo
         Event::Delete(slice) => {
             view.endpoints.remove(&slice);
         }
-        Event::Init => view.endpoints.forget_service(&service.0, &service.1),
+        Event::Init => view.endpoints.forget_service(&service.namespace, &service.name),
         Event::InitDone => {}
     }
     true
@@ -446,8 +446,8 @@ fn follow_local_services(
     });
     let new: BTreeSet<ServiceKey> = wanted.into_iter().filter(|service| !watches.contains_key(service)).collect();
     for service in new {
-        let api: Api<DeserializeGuard<EndpointSlice>> = Api::namespaced(client.clone(), &service.0);
-        let config = watcher::Config::default().labels(&format!("{SERVICE_NAME_LABEL}={}", service.1));
+        let api: Api<DeserializeGuard<EndpointSlice>> = Api::namespaced(client.clone(), &service.namespace);
+        let config = watcher::Config::default().labels(&format!("{SERVICE_NAME_LABEL}={}", service.name));
         let key = service.clone();
         let watch =
             forward(api, config, metrics.clone(), inputs.clone(), move |event| Input::Slices(key.clone(), event));
@@ -475,15 +475,15 @@ impl EventPoster {
         let ticket = match self.budget.admit(about, Instant::now()) {
             Ok(ticket) => ticket,
             Err(over) => {
-                tracing::debug!(service = %format!("{}/{}", service.0, service.1), reason = note.reason, ?over,
+                tracing::debug!(service = %format!("{}/{}", service.namespace, service.name), reason = note.reason, ?over,
                     "Event dropped: over the Event budget");
                 self.metrics.event_dropped(over);
                 return;
             }
         };
-        let services: Api<Service> = Api::namespaced(self.client.clone(), &service.0);
-        let events: Api<KubeEvent> = Api::namespaced(self.client.clone(), &service.0);
-        let (name, identity) = (service.1.clone(), self.identity.clone());
+        let services: Api<Service> = Api::namespaced(self.client.clone(), &service.namespace);
+        let events: Api<KubeEvent> = Api::namespaced(self.client.clone(), &service.namespace);
+        let (name, identity) = (service.name.clone(), self.identity.clone());
         tokio::spawn(async move {
             let _writing = ticket.turn().await;
             for (attempt, pause) in

@@ -170,7 +170,7 @@ impl ClusterView {
             .values()
             .flat_map(|pool| &pool.allocations)
             .filter(|allocation| allocation.is_local() && !allocation.ips.is_empty())
-            .map(|allocation| (allocation.namespace.clone(), allocation.name.clone()))
+            .map(|allocation| ServiceKey::new(&allocation.namespace, &allocation.name))
             .collect()
     }
 
@@ -217,7 +217,7 @@ impl ClusterView {
             for service in announcement.services() {
                 let Some(interface) = service_interface(&service.addresses, &first_interfaces) else { continue };
                 decision.services.insert(
-                    (service.namespace.clone(), service.name.clone()),
+                    ServiceKey::new(&service.namespace, &service.name),
                     AnnouncedService { addresses: service.addresses.clone(), interface: (*interface).to_owned() },
                 );
             }
@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(owners(&view, now, "fd00::10"), v4);
         let decision = view.decide(v4[0], now);
         assert_eq!(decision.owned[&"192.168.2.10".parse().expect("ip")], vec!["eth0".to_owned()]);
-        assert_eq!(decision.services[&("web".to_owned(), "dual".to_owned())].interface, "eth0");
+        assert_eq!(decision.services[&ServiceKey::new("web", "dual")].interface, "eth0");
     }
 
     #[test]
@@ -351,7 +351,7 @@ mod tests {
         let mut local = allocation("local", &["192.168.2.13"], true);
         local.external_traffic_policy = Some(TRAFFIC_POLICY_LOCAL.to_owned());
         let mut view = view(now, vec![local]);
-        assert_eq!(view.local_services(), BTreeSet::from([("web".to_owned(), "local".to_owned())]));
+        assert_eq!(view.local_services(), BTreeSet::from([ServiceKey::new("web", "local")]));
         assert!(owners(&view, now, "192.168.2.13").is_empty(), "endpoints not seen yet");
         for node in NODES {
             let slice = EndpointSlice {

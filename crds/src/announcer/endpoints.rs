@@ -16,8 +16,7 @@ use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 /// The label that ties an EndpointSlice to its Service (`discovery.k8s.io/v1`).
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// A Service by namespace and name.
-pub type ServiceKey = (String, String);
+pub use crate::ServiceKey;
 
 /// What one Service's endpoints say, over all its slices.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,7 +39,7 @@ fn endpoint_serves(endpoint: &Endpoint) -> bool {
 pub fn slice_service(slice: &EndpointSlice) -> Option<ServiceKey> {
     let namespace = slice.metadata.namespace.clone()?;
     let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?.clone();
-    Some((namespace, name))
+    Some(ServiceKey { namespace, name })
 }
 
 /// The summary of one slice.
@@ -73,7 +72,7 @@ impl EndpointIndex {
         let (Some(service), Some(slice_name)) = (slice_service(slice), slice.metadata.name.clone()) else {
             return touched;
         };
-        let namespace = service.0.clone();
+        let namespace = service.namespace.clone();
         self.by_service.entry(service.clone()).or_default().insert(slice_name.clone(), summarize(slice));
         self.owner.insert((namespace, slice_name), service.clone());
         if !touched.contains(&service) {
@@ -101,7 +100,7 @@ impl EndpointIndex {
 
     /// Forgets every slice of one Service (its slices are no longer watched).
     pub fn forget_service(&mut self, namespace: &str, name: &str) {
-        let key = (namespace.to_owned(), name.to_owned());
+        let key = ServiceKey::new(namespace, name);
         if let Some(slices) = self.by_service.remove(&key) {
             for slice_name in slices.into_keys() {
                 self.owner.remove(&(namespace.to_owned(), slice_name));
@@ -119,7 +118,7 @@ impl EndpointIndex {
 
     /// The summary of a Service over all its slices; empty (not serving) when it has none.
     pub fn summary(&self, namespace: &str, name: &str) -> EndpointSummary {
-        let key = (namespace.to_owned(), name.to_owned());
+        let key = ServiceKey::new(namespace, name);
         self.by_service.get(&key).into_iter().flat_map(BTreeMap::values).fold(
             EndpointSummary::default(),
             |mut all, slice| {

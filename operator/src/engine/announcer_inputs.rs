@@ -142,9 +142,7 @@ impl AnnouncerInputs {
 
     /// Takes an EndpointSlice event: the Services whose summary may have changed.
     pub(crate) fn take_endpoint_slice(&mut self, event: Event<EndpointSlice>) -> Touched {
-        let keys = |services: Vec<(String, String)>| {
-            Touched::Services(services.into_iter().map(|(namespace, name)| ServiceKey::new(namespace, name)).collect())
-        };
+        let keys = Touched::Services;
         match event {
             Event::Apply(slice) => keys(self.endpoints.apply(&slice)),
             Event::Delete(slice) => keys(self.endpoints.remove(&slice)),
