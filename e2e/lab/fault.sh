@@ -66,7 +66,7 @@ case "$command" in
       lab_alive "operator-$replica" || lab_start_operator "$replica"
     done ;;
   etcd-stall)
-    [ $# -eq 2 ] && [[ $2 =~ ^[0-9]+$ ]] || usage
+    if [ $# -ne 2 ] || ! [[ $2 =~ ^[0-9]+$ ]]; then usage; fi
     lab_signal etcd STOP
     # Thaw even if this script is interrupted: a frozen etcd would wedge every later test.
     trap 'lab_signal etcd CONT' EXIT

@@ -49,7 +49,7 @@ mod tests;
 /// the lease costs one request every 2 seconds per replica, and the leader survives a 10-second
 /// API-server hiccup (five failed renewals) without giving up leadership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LeaseSettings {
+pub struct ElectionSettings {
     /// How long a standby waits, after it last saw the lease change, before taking it over.
     /// Written to the Lease as `leaseDurationSeconds`, so it must be whole seconds.
     pub lease_duration: Duration,
@@ -60,7 +60,7 @@ pub struct LeaseSettings {
     pub retry_period: Duration,
 }
 
-impl Default for LeaseSettings {
+impl Default for ElectionSettings {
     fn default() -> Self {
         Self {
             lease_duration: Duration::from_secs(15),
@@ -70,7 +70,7 @@ impl Default for LeaseSettings {
     }
 }
 
-impl LeaseSettings {
+impl ElectionSettings {
     /// Checks the relations the election's safety rests on.
     pub fn validate(&self) -> Result<(), LeaderError> {
         let Self { lease_duration, renew_deadline, retry_period } = *self;
@@ -190,7 +190,7 @@ pub struct LeaderElector {
     namespace: String,
     lease_name: String,
     identity: String,
-    settings: LeaseSettings,
+    settings: ElectionSettings,
     /// The Lease as last read or written; its `resourceVersion` conditions the next write.
     seen: Option<Lease>,
     /// When this process last saw the lease spec change, on its own monotonic clock.
@@ -234,7 +234,7 @@ impl LeaderElector {
         namespace: &str,
         lease_name: impl Into<String>,
         identity: impl Into<String>,
-        settings: LeaseSettings,
+        settings: ElectionSettings,
     ) -> Result<Self, LeaderError> {
         settings.validate()?;
         let identity = identity.into();

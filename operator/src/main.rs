@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::Parser;
 use ironlb_daemon::duration::{DurationOrSeconds, parse_duration_or_seconds};
 use ironlb_operator::engine::{Engine, EngineSettings};
-use ironlb_operator::leader::{LeaderElector, LeaseSettings};
+use ironlb_operator::leader::{ElectionSettings, LeaderElector};
 use ironlb_operator::telemetry::{self, Health, Metrics};
 use tracing::{error, info, warn};
 
@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let health = Health::new();
     tokio::spawn(telemetry::serve(args.metrics_address, metrics.clone(), health.clone()));
 
-    let lease = LeaseSettings {
+    let lease = ElectionSettings {
         lease_duration: args.lease_duration.duration,
         renew_deadline: args.renew_deadline.duration,
         retry_period: args.retry_period.duration,
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn election_flags_default_to_client_go_s_timings_as_durations() {
         let args = Args::try_parse_from(["ironlb-operator"]).expect("defaults");
-        let defaults = LeaseSettings::default();
+        let defaults = ElectionSettings::default();
         assert_eq!(args.lease_duration, DurationOrSeconds { duration: defaults.lease_duration, bare_seconds: None });
         assert_eq!(args.renew_deadline, DurationOrSeconds { duration: defaults.renew_deadline, bare_seconds: None });
         assert_eq!(args.retry_period, DurationOrSeconds { duration: defaults.retry_period, bare_seconds: None });

@@ -80,7 +80,7 @@ impl EndpointFacts {
 
 /// The outcome of one decision: every pool's listing.
 #[derive(Debug, Default)]
-pub(crate) struct Decision {
+pub(crate) struct Listings {
     /// Per pool known to the allocator, what its status lists.
     pub(crate) listings: BTreeMap<String, Listing>,
     /// Per listed Service, the endpoint facts read.
@@ -91,14 +91,14 @@ pub(crate) struct Decision {
 /// and no clock of its own (Leases are judged live at `now`). `is_local` says whether a
 /// Service's `spec.externalTrafficPolicy` is `Local`. `winners` remembers the winners between
 /// calls; it changes how long a call takes, never its result.
-pub(crate) fn decide(
+pub(crate) fn decide_listings(
     allocator: &Allocator,
     pools: impl IntoIterator<Item = PoolInput>,
     is_local: impl Fn(&ServiceKey) -> bool,
     inputs: &AnnouncerInputs,
     now: Instant,
     winners: &mut Winners,
-) -> Decision {
+) -> Listings {
     let endpoints = inputs.endpoints();
     let mut listings: Vec<(String, Listing)> = Vec::new();
     let mut endpoint_facts = HashMap::new();
@@ -161,7 +161,7 @@ pub(crate) fn decide(
         }
     }
     winners.end();
-    Decision { listings: listings.into_iter().collect(), endpoint_facts }
+    Listings { listings: listings.into_iter().collect(), endpoint_facts }
 }
 
 /// The winners of the last decision, so the next one ranks nodes only for what changed.
@@ -262,7 +262,7 @@ pub(crate) struct Announcers {
     stale: bool,
     last_decided: Option<Instant>,
     last_cost: Duration,
-    decision: Decision,
+    decision: Listings,
     /// The labels each pool had at the last decision.
     pool_labels: BTreeMap<String, Labels>,
     winners: Winners,
@@ -286,7 +286,7 @@ impl Announcers {
             stale: true,
             last_decided: None,
             last_cost: Duration::ZERO,
-            decision: Decision { listings, endpoint_facts: HashMap::new() },
+            decision: Listings { listings, endpoint_facts: HashMap::new() },
             pool_labels: BTreeMap::new(),
             winners: Winners::default(),
         }
@@ -356,7 +356,7 @@ impl Announcers {
     ) -> Vec<PoolReport> {
         let pools: Vec<PoolInput> = pools.into_iter().collect();
         self.pool_labels = pools.iter().map(|pool| (pool.name.clone(), pool.labels.clone())).collect();
-        let decision = decide(allocator, pools, is_local, inputs, now, &mut self.winners);
+        let decision = decide_listings(allocator, pools, is_local, inputs, now, &mut self.winners);
         let reports = decision
             .listings
             .iter()

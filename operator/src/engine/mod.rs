@@ -74,7 +74,7 @@ use tracing::{info, warn};
 use crate::leader::Leadership as LeaderGate;
 use crate::telemetry::{Health, Metrics};
 use state::{Context, EngineState};
-use writes::{WriteDone, Writer};
+use writes::{ApiWriter, WriteDone};
 
 /// How the engine behaves; every value is a flag of `ironlb-operator`.
 #[derive(Clone, Debug)]
@@ -121,7 +121,7 @@ enum Input {
 /// The allocation engine. Build it with [`Engine::new`], run it with [`Engine::run`].
 pub struct Engine {
     client: Client,
-    writer: Writer,
+    writer: ApiWriter,
     state: EngineState,
     /// The speakers' namespace, for the Lease watch.
     namespace: String,
@@ -140,7 +140,7 @@ impl Engine {
     pub fn new(client: Client, settings: EngineSettings, metrics: Metrics, identity: &str) -> Self {
         let (namespace, tick) = (settings.namespace.clone(), settings.status_interval / 2);
         Self {
-            writer: Writer::new(client.clone(), identity),
+            writer: ApiWriter::new(client.clone(), identity),
             client,
             state: EngineState::new(Context { settings, metrics }),
             namespace,

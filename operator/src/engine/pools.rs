@@ -226,7 +226,7 @@ mod tests {
     use super::{PublishedConflict, pool_config, pool_status};
     use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey};
     use crate::engine::announcer_inputs::AnnouncerInputs;
-    use crate::engine::announcers::{PoolInput, Winners, decide};
+    use crate::engine::announcers::{PoolInput, Winners, decide_listings};
     use crate::engine::listing::Listing;
     use crate::engine::listing::{LISTING_BUDGET, listing_cost};
     use ironlb_crds::address::Family;
@@ -240,7 +240,7 @@ mod tests {
     fn listing(allocator: &Allocator, pool: &str) -> Listing {
         let input = PoolInput { name: pool.to_owned(), labels: Default::default() };
         let (inputs, now) = (AnnouncerInputs::default(), std::time::Instant::now());
-        let decision = decide(allocator, [input], |_| false, &inputs, now, &mut Winners::default());
+        let decision = decide_listings(allocator, [input], |_| false, &inputs, now, &mut Winners::default());
         decision.listings.get(pool).cloned().unwrap_or_default()
     }
 

@@ -23,7 +23,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store, store::Writer as StoreWriter};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use tracing::{debug, info, warn};
 
@@ -47,9 +48,9 @@ pub(crate) struct Context {
 /// The caches every replica keeps, and whether each has had its first full list.
 #[derive(Default)]
 struct Caches {
-    pools: StoreWriter<IPAddressPool>,
-    services: StoreWriter<Service>,
-    namespaces: StoreWriter<PartialObjectMeta<Namespace>>,
+    pools: Writer<IPAddressPool>,
+    services: Writer<Service>,
+    namespaces: Writer<PartialObjectMeta<Namespace>>,
     pools_listed: bool,
     services_listed: bool,
     namespaces_listed: bool,

@@ -1,5 +1,5 @@
 //! The API writes the engine decides on: [`Effect`]s, as the engine's pure steps return them,
-//! and the [`Writer`] that runs each as a self-contained job, concurrently with the engine loop,
+//! and the [`ApiWriter`] that runs each as a self-contained job, concurrently with the engine loop,
 //! reporting back how it went ([`WriteDone`]).
 //!
 //! Every write is a server-side apply under one field manager
@@ -29,7 +29,7 @@ pub const FIELD_MANAGER: &str = "ironlb-operator";
 
 /// Issues the writes; cheap to clone into jobs.
 #[derive(Clone)]
-pub(crate) struct Writer {
+pub(crate) struct ApiWriter {
     client: Client,
     /// `reportingInstance` of the Events: which replica wrote them.
     identity: String,
@@ -104,7 +104,7 @@ pub(crate) enum WriteDone {
 /// An Event to publish (the builder shared with the speaker).
 pub(crate) use ironlb_crds::events::Note;
 
-impl Writer {
+impl ApiWriter {
     pub(crate) fn new(client: Client, identity: &str) -> Self {
         Self { client, identity: identity.to_owned() }
     }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tower_test::mock::{self, Handle, SendResponse};
 
-use super::{LeaderElector, LeaderError, Leadership, LeaseSettings};
+use super::{ElectionSettings, LeaderElector, LeaderError, Leadership};
 
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/ironlb-system/leases";
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/ironlb-system/leases/ironlb-operator";
@@ -97,7 +97,7 @@ struct Replica {
 fn start() -> Replica {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
-    let mut elector = LeaderElector::new(client, "ironlb-system", "ironlb-operator", ME, LeaseSettings::default())
+    let mut elector = LeaderElector::new(client, "ironlb-system", "ironlb-operator", ME, ElectionSettings::default())
         .expect("valid settings");
     let leadership = elector.leadership();
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -305,12 +305,12 @@ async fn release_clears_the_holder() {
 
 #[test]
 fn settings_must_leave_the_leader_time_to_stop_before_a_takeover() {
-    assert!(LeaseSettings::default().validate().is_ok());
+    assert!(ElectionSettings::default().validate().is_ok());
     let invalid = [
-        LeaseSettings { renew_deadline: Duration::from_secs(15), ..LeaseSettings::default() },
-        LeaseSettings { retry_period: Duration::from_secs(10), ..LeaseSettings::default() },
-        LeaseSettings { lease_duration: Duration::from_millis(15_500), ..LeaseSettings::default() },
-        LeaseSettings { retry_period: Duration::ZERO, ..LeaseSettings::default() },
+        ElectionSettings { renew_deadline: Duration::from_secs(15), ..ElectionSettings::default() },
+        ElectionSettings { retry_period: Duration::from_secs(10), ..ElectionSettings::default() },
+        ElectionSettings { lease_duration: Duration::from_millis(15_500), ..ElectionSettings::default() },
+        ElectionSettings { retry_period: Duration::ZERO, ..ElectionSettings::default() },
     ];
     for settings in invalid {
         assert!(matches!(settings.validate(), Err(LeaderError::InvalidSettings(_))), "{settings:?}");

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::watcher::Event;
 
-use super::{Announcers, Decision, MIN_DECISION_INTERVAL, PoolInput, Winners, decide};
+use super::{Announcers, Listings, MIN_DECISION_INTERVAL, PoolInput, Winners, decide_listings};
 use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey, ServicePort};
 use crate::engine::announcer_inputs::{AnnouncerInputs, Touched};
 use crate::engine::pools::{pool_config, pool_status};
@@ -174,9 +174,9 @@ impl Cluster {
     }
 
     /// Who the status records at `at`, decided from scratch.
-    fn decide(&self, at: Instant) -> Decision {
+    fn decide(&self, at: Instant) -> Listings {
         let is_local = |key: &ServiceKey| self.local.contains(key);
-        decide(&self.allocator, self.pools(), is_local, &self.inputs, at, &mut Winners::default())
+        decide_listings(&self.allocator, self.pools(), is_local, &self.inputs, at, &mut Winners::default())
     }
 
     /// The same through the leader's record, which remembers winners and reports what changed.
@@ -191,7 +191,7 @@ impl Cluster {
 }
 
 /// The allocation of `service` in the listing of the pool.
-fn allocation<'d>(decision: &'d Decision, service: &ServiceKey) -> &'d Allocation {
+fn allocation<'d>(decision: &'d Listings, service: &ServiceKey) -> &'d Allocation {
     decision.listings["default"]
         .allocations
         .iter()

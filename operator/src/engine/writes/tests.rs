@@ -13,7 +13,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
-use super::{Effect, WriteDone, Writer};
+use super::{ApiWriter, Effect, WriteDone};
 use crate::allocator::{Assignment, ServiceKey};
 
 type ApiServer = Handle<Request<Body>, Response<Body>>;
@@ -58,9 +58,9 @@ impl Call {
     }
 }
 
-fn writer() -> (Writer, ApiServer) {
+fn writer() -> (ApiWriter, ApiServer) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    (Writer::new(Client::new(service, "default"), "ironlb-operator-0"), handle)
+    (ApiWriter::new(Client::new(service, "default"), "ironlb-operator-0"), handle)
 }
 
 const APPLY: &str = "application/apply-patch+yaml";
