@@ -28,11 +28,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
+use ironlb_crds::announcer::PublishedConflict;
 use ironlb_crds::announcer::endpoints::{SERVICE_NAME_LABEL, ServiceKey};
 use ironlb_crds::announcer::peers::LEASE_SELECTOR;
-use ironlb_crds::announcer::{Advertisements, PublishedConflict};
 use ironlb_crds::events::{Note, event, reason};
-use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement, L2AdvertisementSpec};
+use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement};
 use ironlb_daemon::{Guarded, WatchBackoff, guarded};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
@@ -89,20 +89,6 @@ enum Input {
     Slices(ServiceKey, Event<EndpointSlice>),
 }
 
-/// Which watches have completed their first list.
-#[derive(Debug, Default)]
-struct Synced {
-    pools: bool,
-    advertisements: bool,
-    leases: bool,
-}
-
-impl Synced {
-    fn all(&self) -> bool {
-        self.pools && self.advertisements && self.leases
-    }
-}
-
 /// Runs the speaker until `shutdown` resolves, then hands over and returns.
 pub async fn run(
     client: Client,
@@ -157,9 +143,6 @@ pub async fn run(
     ];
 
     let mut view = ClusterView::new(&settings.node_name);
-    let mut advertisements: BTreeMap<String, L2AdvertisementSpec> = BTreeMap::new();
-    let mut relisting: Vec<Lease> = Vec::new();
-    let mut synced = Synced::default();
     let mut slice_watches: BTreeMap<ServiceKey, JoinHandle<()>> = BTreeMap::new();
     let (mut responder, mut claims) = Responder::new(metrics.clone(), settings.refresh);
     let mut current = Decision::default();
@@ -179,7 +162,7 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     loop {
-        let expiry = view.peers.next_expiry(Instant::now().into_std()).map(Instant::from_std);
+        let expiry = view.inputs.next_expiry().map(Instant::from_std);
         let wake = [due, expiry, probes.next_deadline()].into_iter().flatten().min();
         tokio::select! {
             biased;
@@ -187,34 +170,10 @@ pub async fn run(
             Some(input) = received.recv() => {
                 let now = Instant::now().into_std();
                 let relevant = match input {
-                    Input::Pool(event) => apply_pool(&mut view, event, &mut synced),
-                    Input::Advertisement(event) => {
-                        let changed = apply_advertisement(&mut advertisements, event, &mut synced.advertisements);
-                        if changed {
-                            view.advertisements = Advertisements::new(advertisements.values());
-                        }
-                        changed
-                    }
-                    Input::Lease(event) => match event {
-                        Event::Apply(lease) => {
-                            let changed = view.peers.would_change(&lease, now);
-                            view.peers.observe(&lease, now);
-                            changed
-                        }
-                        Event::Delete(lease) => {
-                            view.peers.forget(&lease);
-                            true
-                        }
-                        Event::Init => { relisting.clear(); false }
-                        Event::InitApply(lease) => { relisting.push(lease); false }
-                        Event::InitDone => {
-                            view.peers.reset(relisting.iter(), now);
-                            relisting.clear();
-                            synced.leases = true;
-                            true
-                        }
-                    },
-                    Input::Slices(service, event) => apply_slices(&mut view, &service, event),
+                    Input::Pool(event) => apply_pool(&mut view, event),
+                    Input::Advertisement(event) => view.inputs.take_advertisement(event),
+                    Input::Lease(event) => view.inputs.take_lease(event, now),
+                    Input::Slices(service, event) => view.inputs.take_service_slices(&service, event),
                 };
                 if relevant {
                     due.get_or_insert_with(|| Instant::now() + COALESCE);
@@ -226,7 +185,7 @@ pub async fn run(
                 continue;
             }
             Ok(()) = renewed.changed() => {
-                let ready = synced.all() && renewed.borrow().is_some();
+                let ready = view.synced() && renewed.borrow().is_some();
                 health.set_ready(ready);
                 continue;
             }
@@ -262,7 +221,7 @@ pub async fn run(
             () = sleep_until(wake) => {}
         }
         due = None;
-        if !synced.all() {
+        if !view.synced() {
             continue;
         }
         match outage.gate(view_is_current(&view, &settings, *renewed.borrow()), settings.lease.duration) {
@@ -301,7 +260,7 @@ pub async fn run(
             tracing::info!(owned = decision.owned.len(), unannounced = decision.unannounced, "decision changed");
         }
         current = decision;
-        follow_local_services(&client, &view, &mut slice_watches, &inputs, &metrics);
+        follow_local_services(&client, &mut view, &mut slice_watches, &inputs, &metrics);
         health.set_ready(renewed.borrow().is_some());
     }
 
@@ -373,65 +332,26 @@ where
     })
 }
 
-fn apply_pool(view: &mut ClusterView, event: Event<IPAddressPool>, synced: &mut Synced) -> bool {
+fn apply_pool(view: &mut ClusterView, event: Event<IPAddressPool>) -> bool {
     match event {
         Event::Apply(pool) | Event::InitApply(pool) => view.set_pool(&pool),
         Event::Delete(pool) => pool.metadata.name.as_deref().is_some_and(|name| view.remove_pool(name)),
         Event::Init => {
             view.clear_pools();
-            synced.pools = false;
             false
         }
         Event::InitDone => {
             view.pools_listed();
-            synced.pools = true;
             true
         }
     }
-}
-
-fn apply_advertisement(
-    specs: &mut BTreeMap<String, L2AdvertisementSpec>,
-    event: Event<L2Advertisement>,
-    synced: &mut bool,
-) -> bool {
-    match event {
-        Event::Apply(adv) | Event::InitApply(adv) => {
-            let name = adv.metadata.name.clone().unwrap_or_default();
-            specs.insert(name, adv.spec.clone()).as_ref() != Some(&adv.spec)
-        }
-        Event::Delete(adv) => specs.remove(adv.metadata.name.as_deref().unwrap_or_default()).is_some(),
-        Event::Init => {
-            specs.clear();
-            *synced = false;
-            false
-        }
-        Event::InitDone => {
-            *synced = true;
-            true
-        }
-    }
-}
-
-fn apply_slices(view: &mut ClusterView, service: &ServiceKey, event: Event<EndpointSlice>) -> bool {
-    match event {
-        Event::Apply(slice) | Event::InitApply(slice) => {
-            view.endpoints.apply(&slice);
-        }
-        Event::Delete(slice) => {
-            view.endpoints.remove(&slice);
-        }
-        Event::Init => view.endpoints.forget_service(&service.namespace, &service.name),
-        Event::InitDone => {}
-    }
-    true
 }
 
 /// Starts watching the EndpointSlices of each `Local` Service holding addresses, and stops
 /// watching those of Services that no longer are.
 fn follow_local_services(
     client: &Client,
-    view: &ClusterView,
+    view: &mut ClusterView,
     watches: &mut BTreeMap<ServiceKey, JoinHandle<()>>,
     inputs: &mpsc::Sender<Input>,
     metrics: &Metrics,
@@ -441,6 +361,7 @@ fn follow_local_services(
         let keep = wanted.contains(service);
         if !keep {
             watch.abort();
+            view.inputs.forget_service(service);
         }
         keep
     });
@@ -524,7 +445,7 @@ impl EventPoster {
 /// and every peer would look dead. Either way the view is stale and must not be acted on.
 fn view_is_current(view: &ClusterView, settings: &Settings, renewed: Option<Instant>) -> bool {
     let renewing = renewed.is_none_or(|at| at.elapsed() <= settings.lease.duration);
-    renewing && view.peers.is_live(&settings.node_name, Instant::now().into_std())
+    renewing && view.inputs.peers().is_live(&settings.node_name, Instant::now().into_std())
 }
 
 /// Whether to decide now.
@@ -631,7 +552,7 @@ fn handle_claim(
         return false;
     }
     let mac = claim.mac.to_string();
-    let peer = context.view.peers.node_with_mac(&mac);
+    let peer = context.view.inputs.peers().node_with_mac(&mac);
     if peer.is_none() && probes.is_probing(claim.address) {
         probes.found_in_use(claim.address, claim.mac, &claim.interface, Instant::now());
         metrics.conflict();

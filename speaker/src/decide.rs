@@ -2,10 +2,11 @@
 //! speaker's watches show it.
 //!
 //! [`ClusterView`] holds only reductions: each pool's labels and `status.allocations` (the
-//! speaker's one source of what to announce — it keeps no Service cache), the compiled
-//! L2Advertisements, the peers' Leases ([`Peers`]) and, for `externalTrafficPolicy: Local`
-//! Services only, their endpoints ([`EndpointIndex`]). Every speaker and the operator evaluate the
-//! same function over the same facts, so they agree on one announcer per address.
+//! speaker's one source of what to announce — it keeps no Service cache) and the
+//! [`AnnouncerInputs`] — the compiled L2Advertisements, the peers' Leases and, for
+//! `externalTrafficPolicy: Local` Services only, their endpoints — reduced by the very code the
+//! operator runs. Every speaker and the operator evaluate the same function over the same facts,
+//! so they agree on one announcer per address.
 //!
 //! For a `Cluster` Service, "has a serving endpoint" comes from the allocation's `serving`,
 //! which the operator records; under `Local` the speaker reads the Service's EndpointSlices
@@ -18,7 +19,7 @@ use std::time::Instant;
 use ironlb_crds::address::{AddressRange, parse_entry};
 use ironlb_crds::announcer::endpoints::ServiceKey;
 use ironlb_crds::announcer::{
-    Advertisements, EndpointIndex, Labels, Peers, PoolFacts, ServiceFacts, announcements, service_interface,
+    AnnouncerInputs, EndpointScope, Labels, PoolFacts, ServiceFacts, announcements, service_interface,
 };
 use ironlb_crds::v1alpha1::{Allocation, IPAddressPool};
 
@@ -30,15 +31,12 @@ struct PoolRecord {
 }
 
 /// The cluster as this speaker sees it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClusterView {
     pools: BTreeMap<String, PoolRecord>,
-    /// The compiled L2Advertisements.
-    pub advertisements: Advertisements,
-    /// The speakers' Leases.
-    pub peers: Peers,
-    /// Endpoints of the `Local` Services (only those are watched).
-    pub endpoints: EndpointIndex,
+    /// The peers' Leases, the L2Advertisements and the endpoints of the `Local` Services (only
+    /// those are watched, one watch per Service).
+    pub inputs: AnnouncerInputs,
     /// Addresses allocated after the pools were first listed and not yet announced by any node
     /// as far as this one knows: a new Service's addresses, probed for before they are announced
     /// the first time.
@@ -99,7 +97,13 @@ fn addresses_of(pool: &PoolRecord) -> BTreeSet<IpAddr> {
 impl ClusterView {
     /// An empty view for the speaker of `node`.
     pub fn new(node: &str) -> Self {
-        Self { node: node.to_owned(), ..Self::default() }
+        Self {
+            pools: BTreeMap::new(),
+            inputs: AnnouncerInputs::new(EndpointScope::PerService),
+            fresh: BTreeSet::new(),
+            node: node.to_owned(),
+            listed: false,
+        }
     }
 
     /// Records a pool as the watch delivered it. Returns whether anything the decision reads
@@ -152,6 +156,12 @@ impl ClusterView {
         self.listed = true;
     }
 
+    /// Whether every watch has listed once: before that, a half-listed cluster could make this
+    /// node announce what a peer announces.
+    pub fn synced(&self) -> bool {
+        self.listed && self.inputs.synced().all()
+    }
+
     /// Whether `address` was allocated after the pools were listed and has not been announced
     /// yet: neither by this node nor, as the pool status records, by another.
     pub fn is_fresh(&self, address: IpAddr) -> bool {
@@ -181,11 +191,7 @@ impl ClusterView {
             let pool_facts = PoolFacts { name: name.clone(), labels: pool.labels.clone() };
             for allocation in &pool.allocations {
                 let mut facts = ServiceFacts::from_allocation(&pool_facts, allocation);
-                if facts.local_traffic_policy {
-                    let summary = self.endpoints.summary(&facts.namespace, &facts.name);
-                    facts.has_serving_endpoint = summary.serving;
-                    facts.nodes_with_endpoints = summary.nodes;
-                }
+                self.inputs.patch_local_endpoints(&mut facts);
                 services.push(facts);
             }
         }
@@ -195,15 +201,16 @@ impl ClusterView {
     /// Decides, at `now`, what the node `me` announces.
     pub fn decide(&self, me: &str, now: Instant) -> Decision {
         let services = self.service_facts();
-        let nodes = self.peers.node_facts(now);
+        let nodes = self.inputs.nodes(now);
+        let peers = self.inputs.peers();
         tracing::debug!(
             live = ?nodes.iter().filter(|n| n.lease_live).map(|n| n.name.as_str()).collect::<Vec<_>>(),
-            lease_expired = ?nodes.iter().filter(|n| !self.peers.is_live(&n.name, now)).map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            lease_expired = ?nodes.iter().filter(|n| !peers.is_live(&n.name, now)).map(|n| n.name.as_str()).collect::<Vec<_>>(),
             "deciding"
         );
         let mut decision = Decision::default();
         for announcement in announcements(&services) {
-            let Some(winner) = announcement.winner(&nodes, &self.advertisements) else {
+            let Some(winner) = announcement.winner(&nodes, self.inputs.advertisements()) else {
                 decision.unannounced += 1;
                 continue;
             };
@@ -232,10 +239,13 @@ mod tests {
 
     use ironlb_crds::announcer::peers::{NODE_FACTS_ANNOTATION, lease_name};
     use ironlb_crds::announcer::{PublishedInterface, PublishedNode};
-    use ironlb_crds::v1alpha1::{IPAddressPoolSpec, IPAddressPoolStatus, L2AdvertisementSpec, TRAFFIC_POLICY_LOCAL};
+    use ironlb_crds::v1alpha1::{
+        IPAddressPoolSpec, IPAddressPoolStatus, L2Advertisement, L2AdvertisementSpec, TRAFFIC_POLICY_LOCAL,
+    };
     use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
     use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::runtime::watcher::Event;
 
     use super::*;
 
@@ -283,12 +293,10 @@ mod tests {
     }
 
     fn view(now: Instant, allocations: Vec<Allocation>) -> ClusterView {
-        let mut view = ClusterView {
-            advertisements: Advertisements::new(&[L2AdvertisementSpec::default()]),
-            ..ClusterView::default()
-        };
+        let mut view = ClusterView::new("a");
+        view.inputs.take_advertisement(Event::Apply(L2Advertisement::new("all", L2AdvertisementSpec::default())));
         for (index, node) in NODES.iter().enumerate() {
-            view.peers.observe(&lease(node, 101 + index as u8), now);
+            view.inputs.take_lease(Event::Apply(lease(node, 101 + index as u8)), now);
         }
         view.set_pool(&pool(allocations));
         view
@@ -338,7 +346,7 @@ mod tests {
         for (index, node) in NODES.iter().enumerate().filter(|(_, node)| **node != first) {
             let mut renewed = lease(node, 101 + index as u8);
             renewed.metadata.resource_version = Some("2".to_owned());
-            view.peers.observe(&renewed, later - Duration::from_millis(100));
+            view.inputs.take_lease(Event::Apply(renewed), later - Duration::from_millis(100));
         }
         let next = owners(&view, later, "192.168.2.12");
         assert_eq!(next.len(), 1);
@@ -369,14 +377,14 @@ mod tests {
                 }],
                 ports: None,
             };
-            view.endpoints.apply(&slice);
+            view.inputs.take_service_slices(&ServiceKey::new("web", "local"), Event::Apply(slice));
             assert_eq!(owners(&view, now, "192.168.2.13"), vec![node]);
         }
     }
 
     #[test]
     fn only_addresses_allocated_after_the_first_list_are_fresh() {
-        let mut view = ClusterView::default();
+        let mut view = ClusterView::new("");
         view.set_pool(&pool(vec![allocation("old", &["192.168.2.10"], true)]));
         view.pools_listed();
         view.set_pool(&pool(vec![
@@ -426,7 +434,7 @@ mod tests {
 
     #[test]
     fn only_allocation_changes_count_as_changes() {
-        let mut view = ClusterView::default();
+        let mut view = ClusterView::new("");
         let mut pool = pool(vec![allocation("web", &["192.168.2.14"], true)]);
         assert!(view.set_pool(&pool));
         pool.status.as_mut().expect("status").assigned_summary = Some("v4=1".to_owned());

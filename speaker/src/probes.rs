@@ -114,7 +114,7 @@ mod tests {
     use super::*;
 
     fn view_with_new(address: &str) -> ClusterView {
-        let mut view = ClusterView::default();
+        let mut view = ClusterView::new("");
         view.pools_listed();
         let mut pool = IPAddressPool::new("p", IPAddressPoolSpec::new(["192.168.2.0/24"]));
         let allocation = Allocation {
@@ -164,7 +164,7 @@ mod tests {
     fn an_address_seen_at_start_or_already_answered_is_not_probed() {
         let address: IpAddr = "192.168.2.10".parse().expect("ip");
         let mut probes = Probes::default();
-        let (announce, _) = probes.split(&owned(address), &mut ClusterView::default(), |_| false, Instant::now());
+        let (announce, _) = probes.split(&owned(address), &mut ClusterView::new(""), |_| false, Instant::now());
         assert!(announce.contains_key(&address));
         let mut view = view_with_new("192.168.2.10");
         let (announce, _) = probes.split(&owned(address), &mut view, |_| true, Instant::now());

@@ -92,6 +92,7 @@ mod advertisement;
 mod announcement;
 pub mod endpoints;
 mod facts;
+pub mod inputs;
 pub mod peers;
 mod score;
 
@@ -102,5 +103,6 @@ pub use advertisement::{Advertisements, selector_matches};
 pub use announcement::{Announcement, Carriers, Ineligible, Winner, announcements, service_interface};
 pub use endpoints::{EndpointIndex, EndpointSummary};
 pub use facts::{EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS, InterfaceFacts, Labels, NodeFacts, PoolFacts, ServiceFacts};
+pub use inputs::{AnnouncerInputs, EndpointScope, Synced, Touched};
 pub use peers::{Peer, Peers, PublishedConflict, PublishedInterface, PublishedNode};
 pub use score::{HASH_KEY, score};

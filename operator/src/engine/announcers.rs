@@ -38,12 +38,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ironlb_crds::announcer::{
-    Advertisements, Announcement, EndpointIndex, Labels, NodeFacts, PoolFacts, ServiceFacts, announcements,
-    service_interface,
+    Advertisements, Announcement, AnnouncerInputs, EndpointIndex, Labels, NodeFacts, PoolFacts, ServiceFacts,
+    announcements, service_interface,
 };
 use ironlb_crds::v1alpha1::{Allocation, IPAddressPoolStatus, TRAFFIC_POLICY_LOCAL};
 
-use super::announcer_inputs::AnnouncerInputs;
 use super::listing::{LISTING_BUDGET, Listing, listing_cost};
 use crate::allocator::{Allocator, ServiceKey};
 
@@ -130,12 +129,10 @@ pub(crate) fn decide_listings(
                 node: None,
                 interface: None,
             };
-            // Built from the allocation as written, as a speaker builds it from what it reads.
+            // Built from the allocation as written, and patched from the slices, as a speaker
+            // builds it from what it reads.
             let mut service = ServiceFacts::from_allocation(&pool, &allocation);
-            if let Some(nodes) = &facts.local_nodes {
-                service.nodes_with_endpoints = nodes.clone();
-                service.has_serving_endpoint = facts.serving;
-            }
+            inputs.patch_local_endpoints(&mut service);
             origin.push((listings.len(), listing.allocations.len()));
             services.push(service);
             listing.allocations.push(allocation);

@@ -43,7 +43,6 @@
 //! proportion to its size, so a burst of 10,000 allocations costs a handful
 //! of pool writes, not 10,000.
 
-mod announcer_inputs;
 mod announcers;
 mod listing;
 mod pools;

@@ -225,11 +225,11 @@ mod tests {
 
     use super::{PublishedConflict, pool_config, pool_status};
     use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey};
-    use crate::engine::announcer_inputs::AnnouncerInputs;
     use crate::engine::announcers::{PoolInput, Winners, decide_listings};
     use crate::engine::listing::Listing;
     use crate::engine::listing::{LISTING_BUDGET, listing_cost};
     use ironlb_crds::address::Family;
+    use ironlb_crds::announcer::{AnnouncerInputs, EndpointScope};
     use ironlb_crds::v1alpha1::Allocation;
 
     fn pool(yaml: &str) -> IPAddressPool {
@@ -239,7 +239,7 @@ mod tests {
     /// What the status of `pool` lists, with no speaker and no endpoint known.
     fn listing(allocator: &Allocator, pool: &str) -> Listing {
         let input = PoolInput { name: pool.to_owned(), labels: Default::default() };
-        let (inputs, now) = (AnnouncerInputs::default(), std::time::Instant::now());
+        let (inputs, now) = (AnnouncerInputs::new(EndpointScope::Cluster), std::time::Instant::now());
         let decision = decide_listings(allocator, [input], |_| false, &inputs, now, &mut Winners::default());
         decision.listings.get(pool).cloned().unwrap_or_default()
     }

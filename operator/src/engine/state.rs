@@ -28,7 +28,6 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use tracing::{debug, info, warn};
 
-use super::announcer_inputs::{AnnouncerInputs, Touched};
 use super::announcers::{Announcers, PoolInput};
 use super::listing::{Listing, MAX_LISTED_ALLOCATIONS};
 use super::pools::{InvalidPool, pool_config, pool_status};
@@ -37,6 +36,7 @@ use super::{EngineSettings, FIELD_MANAGER};
 use crate::allocator::{AllocationRequest, Allocator, Assignment, Labels, PoolChange, ServiceKey};
 use crate::service::{self, annotation};
 use crate::telemetry::{Controller, Metrics};
+use ironlb_crds::announcer::{AnnouncerInputs, EndpointScope, Touched};
 
 /// What every step reads besides the state: the settings and where to count.
 #[derive(Clone, Debug)]
@@ -114,7 +114,7 @@ impl EngineState {
         Self {
             context,
             caches: Caches::default(),
-            inputs: AnnouncerInputs::default(),
+            inputs: AnnouncerInputs::new(EndpointScope::Cluster),
             leading: None,
             writes_in_flight: 0,
             reported_unreadable: BTreeSet::new(),
@@ -124,7 +124,7 @@ impl EngineState {
     /// Whether every cache and every announcer input has had its first full list: the replica
     /// is ready (and may lead).
     pub(crate) fn is_synced(&self) -> bool {
-        self.caches.listed() && self.inputs.synced()
+        self.caches.listed() && self.inputs.synced().all()
     }
 
     /// Whether this replica holds a term's state.
@@ -137,7 +137,7 @@ impl EngineState {
     /// announcer inputs are listed (until then the list events wake it).
     pub(crate) fn wake_at(&self) -> Option<Instant> {
         let leading = self.leading.as_ref()?;
-        let decision = leading.announcers.due_at().filter(|_| self.inputs.synced());
+        let decision = leading.announcers.due_at().filter(|_| self.inputs.synced().all());
         [self.inputs.next_expiry(), decision].into_iter().flatten().min()
     }
 
@@ -420,7 +420,7 @@ impl EngineState {
     /// interval has passed, and marks the pools whose listing changed.
     fn decide_announcers(&mut self, now: Instant) {
         let Some(leading) = &mut self.leading else { return };
-        if !self.inputs.synced() || !leading.announcers.is_due(now) {
+        if !self.inputs.synced().all() || !leading.announcers.is_due(now) {
             return;
         }
         let pools = self.caches.pools.as_reader();

@@ -18,8 +18,8 @@ use kube::runtime::watcher::Event;
 
 use super::{Announcers, Listings, MIN_DECISION_INTERVAL, PoolInput, Winners, decide_listings};
 use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey, ServicePort};
-use crate::engine::announcer_inputs::{AnnouncerInputs, Touched};
 use crate::engine::pools::{pool_config, pool_status};
+use ironlb_crds::announcer::{AnnouncerInputs, EndpointScope, Touched};
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 /// `leaseDurationSeconds` of the speakers' Leases here.
@@ -67,7 +67,7 @@ impl Cluster {
             interfaces: vec![interface("eth0", &["192.168.2.2/24", "fd00::2/64"])],
             ..PublishedNode::default()
         };
-        let inputs = AnnouncerInputs::default();
+        let inputs = AnnouncerInputs::new(EndpointScope::Cluster);
         let mut cluster = Self { pool, allocator, local: BTreeSet::new(), inputs, facts, version: 0, start };
         cluster.inputs.take_lease(Event::Init, start);
         for node in NODES {
@@ -81,7 +81,7 @@ impl Cluster {
         cluster.inputs.take_advertisement(Event::Init);
         cluster.inputs.take_advertisement(Event::InitApply(everywhere));
         cluster.inputs.take_advertisement(Event::InitDone);
-        assert!(cluster.inputs.synced());
+        assert!(cluster.inputs.synced().all());
         cluster
     }
 
