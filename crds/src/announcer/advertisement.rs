@@ -9,18 +9,33 @@
 //!   their `interfaces`; one with an empty list allows every interface fit for announcing by
 //!   default.
 //!
-//! A label selector means what `metav1.LabelSelectorAsSelector` makes of it: every
-//! `matchLabels` pair and every `matchExpressions` requirement must hold. The API server does not
-//! check the selectors of a custom resource, so a selector Kubernetes would refuse (an unknown
-//! operator, `In`/`NotIn` without values, `Exists`/`DoesNotExist` with values) matches nothing:
-//! a typo never widens an advertisement to every node.
+//! A label selector means what `metav1.LabelSelectorAsSelector` makes of it ([`crate::selector`]).
+//! The API server does not check the selectors of a custom resource; an advertisement holding
+//! one Kubernetes would refuse (an unknown operator, `In`/`NotIn` without values,
+//! `Exists`/`DoesNotExist` with values) is not used at all, as a pool with such a selector is
+//! not: it selects nothing, and the operator says why in its `Ready` condition
+//! ([`L2AdvertisementSpec::validate`]). A typo never widens an advertisement to every node.
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::facts::{InterfaceFacts, Labels, PoolFacts};
+use crate::selector::{InvalidSelector, LabelSelector as Selector, parse_selectors};
 use crate::v1alpha1::L2AdvertisementSpec;
+
+/// Where an advertisement's selectors sit, as refusals name them.
+const POOL_SELECTORS: &str = "spec.ipAddressPoolSelectors";
+const NODE_SELECTORS: &str = "spec.nodeSelectors";
+
+impl L2AdvertisementSpec {
+    /// The first selector Kubernetes would refuse, if any: such an advertisement selects nothing.
+    pub fn validate(&self) -> Result<(), InvalidSelector> {
+        parse_selectors(&self.ip_address_pool_selectors, POOL_SELECTORS)?;
+        parse_selectors(&self.node_selectors, NODE_SELECTORS)?;
+        Ok(())
+    }
+}
 
 /// The cluster's L2Advertisements, with their selectors checked once.
 ///
@@ -34,15 +49,7 @@ pub struct Advertisements {
 impl Advertisements {
     /// Compiles the specs of every L2Advertisement of the cluster.
     pub fn new<'a>(specs: impl IntoIterator<Item = &'a L2AdvertisementSpec>) -> Self {
-        let entries = specs
-            .into_iter()
-            .map(|spec| Advertisement {
-                pool_names: spec.ip_address_pools.iter().cloned().collect(),
-                pool_selectors: spec.ip_address_pool_selectors.iter().map(Selector::new).collect(),
-                node_selectors: spec.node_selectors.iter().map(Selector::new).collect(),
-                interfaces: spec.interfaces.iter().cloned().collect(),
-            })
-            .collect();
+        let entries = specs.into_iter().filter_map(Advertisement::compile).collect();
         Self { entries }
     }
 
@@ -84,6 +91,17 @@ struct Advertisement {
 }
 
 impl Advertisement {
+    /// The advertisement as the announcer reads it; `None` (it selects nothing) when one of its
+    /// selectors is refused.
+    fn compile(spec: &L2AdvertisementSpec) -> Option<Self> {
+        Some(Self {
+            pool_names: spec.ip_address_pools.iter().cloned().collect(),
+            pool_selectors: parse_selectors(&spec.ip_address_pool_selectors, POOL_SELECTORS).ok()?,
+            node_selectors: parse_selectors(&spec.node_selectors, NODE_SELECTORS).ok()?,
+            interfaces: spec.interfaces.iter().cloned().collect(),
+        })
+    }
+
     fn selects_pool(&self, pool: &PoolFacts) -> bool {
         (self.pool_names.is_empty() && self.pool_selectors.is_empty())
             || self.pool_names.contains(&pool.name)
@@ -95,70 +113,11 @@ impl Advertisement {
     }
 }
 
-/// Whether an object with `labels` matches `selector`, by the rules above: every requirement
-/// holds, and a selector Kubernetes would refuse matches nothing. Public so that tools judging
-/// MetalLB's selectors (`ironlb migrate`) decide exactly as the speakers do.
+/// Whether an object with `labels` matches `selector`, by the rules of [`crate::selector`]: every
+/// requirement holds, and a selector Kubernetes would refuse matches nothing. Public so that
+/// tools judging MetalLB's selectors (`ironlb migrate`) decide exactly as the speakers do.
 pub fn selector_matches(selector: &LabelSelector, labels: &Labels) -> bool {
-    Selector::new(selector).matches(labels)
-}
-
-/// A label selector as a list of requirements that must all hold; `None` when Kubernetes would
-/// refuse the selector, which then matches nothing.
-#[derive(Clone, Debug)]
-struct Selector(Option<Vec<Requirement>>);
-
-#[derive(Clone, Debug)]
-struct Requirement {
-    key: String,
-    operator: Operator,
-    values: BTreeSet<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Operator {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
-}
-
-impl Selector {
-    fn new(selector: &LabelSelector) -> Self {
-        // `matchLabels: {k: v}` is the requirement `k In (v)`.
-        let labels = selector.match_labels.iter().flatten().map(|(key, value)| {
-            Some(Requirement { key: key.clone(), operator: Operator::In, values: BTreeSet::from([value.clone()]) })
-        });
-        let expressions = selector.match_expressions.iter().flatten().map(|expression| {
-            let operator = match expression.operator.as_str() {
-                "In" => Operator::In,
-                "NotIn" => Operator::NotIn,
-                "Exists" => Operator::Exists,
-                "DoesNotExist" => Operator::DoesNotExist,
-                _ => return None,
-            };
-            let values: BTreeSet<String> = expression.values.iter().flatten().cloned().collect();
-            let wants_values = matches!(operator, Operator::In | Operator::NotIn);
-            (wants_values != values.is_empty()).then(|| Requirement { key: expression.key.clone(), operator, values })
-        });
-        Self(labels.chain(expressions).collect())
-    }
-
-    fn matches(&self, labels: &Labels) -> bool {
-        self.0.as_ref().is_some_and(|requirements| requirements.iter().all(|requirement| requirement.matches(labels)))
-    }
-}
-
-impl Requirement {
-    fn matches(&self, labels: &Labels) -> bool {
-        let value = labels.get(&self.key);
-        match self.operator {
-            Operator::In => value.is_some_and(|value| self.values.contains(value)),
-            // As in Kubernetes: an object without the key is "not in" any set of values.
-            Operator::NotIn => value.is_none_or(|value| !self.values.contains(value)),
-            Operator::Exists => value.is_some(),
-            Operator::DoesNotExist => value.is_none(),
-        }
-    }
+    crate::selector::LabelSelector::parse(selector).is_ok_and(|selector| selector.matches(labels))
 }
 
 #[cfg(test)]
@@ -177,34 +136,55 @@ mod tests {
         LabelSelector { match_expressions: Some(vec![requirement]), match_labels: None }
     }
 
-    #[test]
-    fn empty_selector_matches_every_node() {
-        assert!(Selector::new(&LabelSelector::default()).matches(&Labels::new()));
+    fn pool(name: &str) -> PoolFacts {
+        PoolFacts { name: name.to_owned(), labels: labels(&[("zone", "b")]) }
     }
 
     #[test]
-    fn match_labels_and_expressions_must_all_hold() {
-        let mut selector = expression("zone", "In", &["a", "b"]);
-        selector.match_labels = Some(labels(&[("role", "edge")]));
-        let selector = Selector::new(&selector);
-        assert!(selector.matches(&labels(&[("role", "edge"), ("zone", "b")])));
-        assert!(!selector.matches(&labels(&[("role", "edge"), ("zone", "c")])));
-        assert!(!selector.matches(&labels(&[("zone", "a")])));
+    fn an_advertisement_selects_pools_and_nodes_by_label() {
+        let spec = L2AdvertisementSpec {
+            ip_address_pool_selectors: vec![expression("zone", "In", &["b"])],
+            node_selectors: vec![expression("role", "Exists", &[])],
+            ..L2AdvertisementSpec::default()
+        };
+        let advertisements = Advertisements::new([&spec]);
+        assert!(advertisements.allowed_interfaces(&pool("default"), &labels(&[("role", "edge")])).is_some());
+        assert!(advertisements.allowed_interfaces(&pool("default"), &Labels::new()).is_none(), "node not selected");
+        let other = PoolFacts { name: "other".to_owned(), labels: Labels::new() };
+        assert!(advertisements.allowed_interfaces(&other, &labels(&[("role", "edge")])).is_none(), "pool not selected");
     }
 
     #[test]
-    fn not_in_and_does_not_exist_match_a_node_without_the_key() {
-        assert!(Selector::new(&expression("zone", "NotIn", &["a"])).matches(&Labels::new()));
-        assert!(Selector::new(&expression("zone", "DoesNotExist", &[])).matches(&Labels::new()));
-        assert!(!Selector::new(&expression("zone", "Exists", &[])).matches(&Labels::new()));
-    }
-
-    #[test]
-    fn a_selector_kubernetes_would_refuse_matches_nothing() {
-        for refused in
-            [expression("zone", "in", &["a"]), expression("zone", "NotIn", &[]), expression("zone", "Exists", &["a"])]
-        {
-            assert!(!Selector::new(&refused).matches(&labels(&[("zone", "b")])), "{refused:?}");
+    fn an_advertisement_with_a_selector_kubernetes_would_refuse_selects_nothing_and_says_where() {
+        for (refused, message) in [
+            (
+                expression("zone", "in", &["a"]),
+                r#"spec.nodeSelectors[1]: label selector operator "in" is not one of In, NotIn, Exists, DoesNotExist"#,
+            ),
+            (
+                expression("zone", "NotIn", &[]),
+                r#"spec.nodeSelectors[1]: NotIn on key "zone" needs at least one value"#,
+            ),
+            (expression("zone", "Exists", &["a"]), r#"spec.nodeSelectors[1]: Exists on key "zone" takes no values"#),
+        ] {
+            // The first node selector alone would select every node: the refused one voids the whole advertisement.
+            let spec = L2AdvertisementSpec {
+                node_selectors: vec![LabelSelector::default(), refused.clone()],
+                ..L2AdvertisementSpec::default()
+            };
+            assert_eq!(spec.validate().expect_err(message).to_string(), message);
+            let advertisements = Advertisements::new([&spec]);
+            assert!(
+                advertisements.allowed_interfaces(&pool("default"), &labels(&[("zone", "b")])).is_none(),
+                "{refused:?}"
+            );
+            assert!(!selector_matches(&refused, &labels(&[("zone", "b")])), "{refused:?}");
         }
+        let pools = L2AdvertisementSpec {
+            ip_address_pool_selectors: vec![expression("zone", "Equals", &["b"])],
+            ..L2AdvertisementSpec::default()
+        };
+        assert!(pools.validate().expect_err("refused").to_string().starts_with("spec.ipAddressPoolSelectors[0]: "));
+        assert_eq!(L2AdvertisementSpec::default().validate(), Ok(()));
     }
 }

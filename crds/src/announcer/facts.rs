@@ -4,13 +4,12 @@
 //! reduce Leases, Nodes, EndpointSlices and the interfaces' state to these, and every node of the
 //! cluster must reduce them the same way, so each field says exactly what it means.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::v1alpha1::Allocation;
 
-/// The labels of an object (a Node or an IPAddressPool).
-pub type Labels = BTreeMap<String, String>;
+pub use crate::selector::Labels;
 
 /// The node label that takes a node out of every load balancer, as in Kubernetes
 /// (`v1.LabelNodeExcludeBalancers`). Its presence counts, not its value.

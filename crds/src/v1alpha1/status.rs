@@ -52,6 +52,11 @@ pub mod condition_reason {
     pub const ADDRESS_CLAIMED: &str = "AddressClaimed";
     /// `AddressConflict=False`.
     pub const NO_ADDRESS_CONFLICT: &str = "NoAddressConflict";
+    /// A pool's `Invalid=True`, or an L2Advertisement's `Ready=False`: a label selector
+    /// Kubernetes would refuse (see [`crate::selector`]); the message names it.
+    pub const INVALID_SELECTOR: &str = "InvalidSelector";
+    /// An L2Advertisement's `Ready=True`: its selectors are valid, and it applies.
+    pub const SELECTORS_VALID: &str = "SelectorsValid";
     // `Invalid=True` uses the reason of the first problem found, see
     // `SpecError::reason` (e.g. `OverlappingEntries`).
 }

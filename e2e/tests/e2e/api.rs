@@ -2,8 +2,10 @@
 //! taken and shown, bad ones are refused by the API server itself with a
 //! message that names the bad entry, and `kubectl explain` documents them.
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, ensure};
-use ironlb_e2e::Lab;
+use ironlb_e2e::{Lab, wait_for};
 
 use crate::{Test, chart::chart_crds};
 
@@ -18,6 +20,10 @@ pub(crate) const TESTS: &[Test] = &[
     ),
     ("api::explain_documents_pool_addresses", explain_documents_pool_addresses),
     ("api::l2advertisement_is_accepted", l2advertisement_is_accepted),
+    (
+        "api::an_advertisement_with_a_selector_kubernetes_would_refuse_is_not_ready_naming_it",
+        an_advertisement_with_a_selector_kubernetes_would_refuse_is_not_ready_naming_it,
+    ),
 ];
 
 fn pool(name: &str, addresses: &[&str]) -> String {
@@ -122,4 +128,48 @@ fn l2advertisement_is_accepted(lab: &Lab) -> Result<()> {
     lab.kubectl(&["delete", "l2advertisement", "e2e-l2"])?.ok()?;
     ensure!(listed?.ok()?.stdout == r#"["eth0"]"#, "the L2Advertisement was not kept as applied");
     Ok(())
+}
+
+/// The API server keeps a selector with a misspelt operator (it checks selectors of built-in
+/// kinds only); the operator says in the advertisement's Ready condition that it selects nothing,
+/// naming the selector, and clears it once the spelling is fixed.
+fn an_advertisement_with_a_selector_kubernetes_would_refuse_is_not_ready_naming_it(lab: &Lab) -> Result<()> {
+    // It names a pool that does not exist, so it changes no announcement of the other tests.
+    let advertisement = |operator: &str| {
+        format!(
+            "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata:\n  name: e2e-typo\nspec:\n  \
+             ipAddressPools: [e2e-none]\n  nodeSelectors:\n  - matchExpressions:\n    - {{key: zone, operator: {operator}, \
+             values: [a]}}\n"
+        )
+    };
+    let ready = || -> Result<Option<(String, String, String)>> {
+        let path = r#"jsonpath={range .status.conditions[?(@.type=="Ready")]}{.status}|{.reason}|{.message}{end}"#;
+        let shown = lab.kubectl(&["get", "l2advertisement", "e2e-typo", "-o", path])?.ok()?.stdout;
+        let mut parts = shown.splitn(3, '|').map(str::to_owned);
+        Ok(match (parts.next(), parts.next(), parts.next()) {
+            (Some(status), Some(reason), Some(message)) => Some((status, reason, message)),
+            _ => None,
+        })
+    };
+    let result = (|| {
+        lab.kubectl_with_input(&["apply", "-f", "-"], &advertisement("in"))?.ok()?;
+        let (_, reason, message) =
+            wait_for("Ready=False on the misspelt advertisement", Duration::from_secs(20), || {
+                Ok(ready()?.filter(|(status, _, _)| status == "False"))
+            })?;
+        ensure!(reason == "InvalidSelector", "reason {reason}: {message}");
+        ensure!(
+            message.contains(
+                r#"spec.nodeSelectors[0]: label selector operator "in" is not one of In, NotIn, Exists, DoesNotExist"#
+            ),
+            "the message does not name the selector: {message}"
+        );
+        lab.kubectl_with_input(&["apply", "-f", "-"], &advertisement("In"))?.ok()?;
+        wait_for("Ready=True once fixed", Duration::from_secs(20), || {
+            Ok(ready()?.filter(|(status, _, _)| status == "True"))
+        })?;
+        Ok(())
+    })();
+    lab.kubectl(&["delete", "l2advertisement", "e2e-typo", "--ignore-not-found"])?.ok()?;
+    result
 }

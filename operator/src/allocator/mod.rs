@@ -89,7 +89,6 @@ mod family;
 mod pool;
 mod reconfigure;
 mod request;
-mod selector;
 mod sharing;
 mod space;
 
@@ -106,9 +105,9 @@ use ironlb_crds::address::{Family, address_number};
 pub use change::{Displacement, DisplacementReason, PoolChange, Rehoming};
 pub use error::{AllocationError, Contradiction, NoPoolMatch};
 pub use family::IpFamilyPolicy;
+pub use ironlb_crds::selector::{LabelSelector, Labels, Requirement, SelectorOperator};
 pub use pool::{Conflict, Exclusion, PoolConfig, ServiceAllocation};
 pub use request::{AllocationRequest, Assignment, Protocol, ServiceKey, ServicePort, UnknownProtocol};
-pub use selector::{LabelSelector, Labels, Requirement, SelectorOperator, UnknownOperator};
 pub use sharing::ShareRefusal;
 pub use space::AddressUsage;
 

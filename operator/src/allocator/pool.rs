@@ -16,7 +16,7 @@ use ironlb_crds::address::{AddressRange, Family, Interval, IntervalSet, address_
 
 use super::family::PerFamily;
 use super::request::ServiceKey;
-use super::selector::{LabelSelector, Labels};
+use super::{LabelSelector, Labels};
 
 /// An `IPAddressPool`, in the allocator's terms.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,7 +276,7 @@ fn without(mut set: IntervalSet, removed: &IntervalSet) -> IntervalSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allocator::selector::{Requirement, SelectorOperator};
+    use crate::allocator::{Requirement, SelectorOperator};
 
     fn range(entry: &str) -> AddressRange {
         entry.parse().expect("test entry parses")

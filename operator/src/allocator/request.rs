@@ -13,8 +13,8 @@ use std::str::FromStr;
 use ironlb_crds::address::Family;
 use thiserror::Error;
 
+use super::Labels;
 use super::family::IpFamilyPolicy;
-use super::selector::Labels;
 
 pub use ironlb_crds::ServiceKey;
 

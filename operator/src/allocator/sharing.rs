@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use super::Labels;
 use super::request::{AllocationRequest, ServicePort};
-use super::selector::Labels;
 
 /// The part of a request that decides sharing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -43,7 +43,9 @@
 //! proportion to its size, so a burst of 10,000 allocations costs a handful
 //! of pool writes, not 10,000.
 
+mod advertisements;
 mod announcers;
+mod conditions;
 mod listing;
 mod pools;
 mod state;

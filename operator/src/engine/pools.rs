@@ -6,16 +6,16 @@
 //! allocator: the last valid spec keeps serving, so an invalid edit disturbs
 //! no Service that already has an address. Its `Invalid` condition says why.
 
-use std::collections::BTreeSet;
-
 use ironlb_crds::address::Family;
 use ironlb_crds::announcer::PublishedConflict;
+use ironlb_crds::selector::parse_selectors;
 use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector as KubeSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as KubeSelector;
 use k8s_openapi::jiff::Timestamp;
 
+use super::conditions::{Holds, condition};
 use super::listing::Listing;
-use crate::allocator::{LabelSelector, PoolConfig, PoolView, Requirement, SelectorOperator, ServiceAllocation};
+use crate::allocator::{LabelSelector, PoolConfig, PoolView, ServiceAllocation};
 
 /// Why a pool's spec cannot be used, for its `Invalid` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,26 +50,11 @@ pub(crate) fn pool_config(pool: &IPAddressPool) -> Result<PoolConfig, InvalidPoo
 }
 
 /// Kubernetes label selectors in the allocator's terms. The API server checks
-/// selector operators only for built-in kinds, so an unknown operator in a
-/// pool is reported here, as an invalid spec naming the field.
+/// selectors only for built-in kinds, so a selector it would refuse makes the
+/// pool's spec invalid, naming the field ([`ironlb_crds::selector`]).
 fn selectors(selectors: &[KubeSelector], field: &str) -> Result<Vec<LabelSelector>, InvalidPool> {
-    let mut converted = Vec::with_capacity(selectors.len());
-    for (index, selector) in selectors.iter().enumerate() {
-        let mut requirements = Vec::new();
-        for expression in selector.match_expressions.iter().flatten() {
-            let operator: SelectorOperator = expression.operator.parse().map_err(|error| InvalidPool {
-                reason: "InvalidSelector",
-                message: format!("spec.serviceAllocation.{field}[{index}]: {error}"),
-            })?;
-            let values: BTreeSet<String> = expression.values.iter().flatten().cloned().collect();
-            requirements.push(Requirement { key: expression.key.clone(), operator, values });
-        }
-        converted.push(LabelSelector {
-            match_labels: selector.match_labels.clone().unwrap_or_default(),
-            match_expressions: requirements,
-        });
-    }
-    Ok(converted)
+    parse_selectors(selectors, &format!("spec.serviceAllocation.{field}"))
+        .map_err(|invalid| InvalidPool { reason: condition_reason::INVALID_SELECTOR, message: invalid.to_string() })
 }
 
 /// The status the operator writes for `pool`: its allocations as `listing`
@@ -99,20 +84,7 @@ pub(crate) fn pool_status(
     let previous = pool.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     let generation = pool.metadata.generation;
     let condition = |type_: &str, holds: bool, reason: &str, message: String| {
-        let status = if holds { "True" } else { "False" };
-        // Keep the transition time while the condition's status stays the same.
-        let since = previous
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map_or_else(|| Time(now), |c| c.last_transition_time.clone());
-        Condition {
-            type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
-            message,
-            observed_generation: generation,
-            last_transition_time: since,
-        }
+        condition(previous, generation, now, Holds { type_, holds, reason, message })
     };
     let conflict_text: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
     let address_conflicts = address_conflicts(&status.allocations, reported);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ironlb_crds::address::Family;
 use ironlb_crds::announcer::PublishedConflict;
 use ironlb_crds::events::{Note, reason};
-use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus, condition_type};
+use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, condition_type};
 use ironlb_daemon::Unreadable;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -28,6 +28,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use tracing::{debug, info, warn};
 
+use super::advertisements::advertisement_status;
 use super::announcers::{Announcers, PoolInput};
 use super::listing::{Listing, MAX_LISTED_ALLOCATIONS};
 use super::pools::{InvalidPool, pool_config, pool_status};
@@ -51,6 +52,8 @@ struct Caches {
     pools: Writer<IPAddressPool>,
     services: Writer<Service>,
     namespaces: Writer<PartialObjectMeta<Namespace>>,
+    /// Kept whole (they are few and small) for the `Ready` condition the leader writes on each.
+    advertisements: Writer<L2Advertisement>,
     pools_listed: bool,
     services_listed: bool,
     namespaces_listed: bool,
@@ -74,6 +77,8 @@ struct Leading {
     dirty_services: BTreeSet<ServiceKey>,
     /// Pools whose spec to apply again.
     dirty_pool_specs: BTreeSet<String>,
+    /// L2Advertisements whose status to check, and write if it is not what it should be.
+    dirty_advertisements: BTreeSet<String>,
     /// Pools whose status to write, and when each was last written.
     dirty_pool_status: BTreeSet<String>,
     last_status_write: HashMap<String, Instant>,
@@ -210,7 +215,11 @@ impl EngineState {
         }
     }
 
-    pub(crate) fn on_advertisement(&mut self, event: Event<ironlb_crds::v1alpha1::L2Advertisement>) {
+    pub(crate) fn on_advertisement(&mut self, event: Event<L2Advertisement>) {
+        self.caches.advertisements.apply_watcher_event(&event);
+        if let Some(leading) = &mut self.leading {
+            leading.dirty_advertisements.extend(touched(&event).map(ResourceExt::name_any));
+        }
         if self.inputs.take_advertisement(event)
             && let Some(leading) = &mut self.leading
         {
@@ -265,6 +274,12 @@ impl EngineState {
             }
             WriteDone::Retry { key } => {
                 leading.dirty_services.insert(key);
+            }
+            WriteDone::AdvertisementStatus { advertisement, result } => {
+                if let Err(error) = result {
+                    warn!(advertisement, %error, "writing the L2Advertisement status failed; retrying");
+                    leading.dirty_advertisements.insert(advertisement);
+                }
             }
             WriteDone::PoolStatus { pool, result } => {
                 if let Err(error) = result {
@@ -364,6 +379,9 @@ impl EngineState {
             }
         }
         leading.dirty_pool_status.extend(all_pools.iter().map(|p| p.name_any()));
+        leading
+            .dirty_advertisements
+            .extend(self.caches.advertisements.as_reader().state().iter().map(|a| a.name_any()));
         leading.announcers = Announcers::from_written(
             all_pools.iter().filter_map(|pool| Some((pool.name_any(), pool.status.as_ref()?))),
         );
@@ -374,6 +392,14 @@ impl EngineState {
     /// Does what the leader has to do, within the write budget.
     fn work(&mut self, now: Instant, effects: &mut Vec<Effect>) {
         let Some(leading) = &mut self.leading else { return };
+        let advertisements = self.caches.advertisements.as_reader();
+        for name in std::mem::take(&mut leading.dirty_advertisements) {
+            let Some(advertisement) = advertisements.get(&ObjectRef::new(&name)) else { continue };
+            let status = advertisement_status(&advertisement, Timestamp::now());
+            if advertisement.status.as_ref() != Some(&status) {
+                effects.push(Effect::WriteAdvertisementStatus { advertisement: name, status });
+            }
+        }
         let context = &self.context;
         let pools = self.caches.pools.as_reader();
         let services = self.caches.services.as_reader();

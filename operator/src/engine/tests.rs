@@ -191,6 +191,9 @@ fn succeeded(effect: &Effect) -> WriteDone {
     match effect {
         Effect::WriteService { key, .. } => WriteDone::Service { key: key.clone(), result: Ok(()) },
         Effect::WritePoolStatus { pool, .. } => WriteDone::PoolStatus { pool: pool.clone(), result: Ok(()) },
+        Effect::WriteAdvertisementStatus { advertisement, .. } => {
+            WriteDone::AdvertisementStatus { advertisement: advertisement.clone(), result: Ok(()) }
+        }
         Effect::PostEvent { .. } => WriteDone::Event { result: Ok(()) },
         Effect::RetryService { key, .. } => WriteDone::Retry { key: key.clone() },
     }
@@ -329,14 +332,23 @@ fn writes_in_flight_never_exceed_the_write_concurrency() {
     let mut engine = Harness::new(vec![pool("default", &["192.168.2.0/24"], None)], services);
     let limit = EngineSettings::default().write_concurrency;
 
-    // Pool status writes come on top: one per pool at most, and only when it changed.
-    let per_service =
-        |effects: &[Effect]| effects.iter().filter(|e| !matches!(e, Effect::WritePoolStatus { .. })).count();
+    // Status writes come on top: one per pool or advertisement at most, and only when it changed.
+    let per_service = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| !matches!(e, Effect::WritePoolStatus { .. } | Effect::WriteAdvertisementStatus { .. }))
+            .count()
+    };
     let first = engine.turn(0);
     assert_eq!(per_service(&first), limit, "the budget is used, and not exceeded");
     assert_eq!(per_service(&engine.turn(100)), 0, "nothing more until a write ends");
-    engine.state.on_write_done(succeeded(&first[0]));
-    engine.state.on_write_done(succeeded(&first[1]));
+    // The status writes end, and one Service write.
+    let statuses =
+        first.iter().filter(|e| matches!(e, Effect::WritePoolStatus { .. } | Effect::WriteAdvertisementStatus { .. }));
+    let one_service = first.iter().find(|e| matches!(e, Effect::WriteService { .. }));
+    for done in statuses.chain(one_service) {
+        engine.state.on_write_done(succeeded(done));
+    }
     // Room again: the next Service is looked at, and its write comes with its Event.
     let more = per_service(&engine.turn(200));
     assert!((1..=2).contains(&more), "{more} writes handed out for one freed place");
@@ -458,4 +470,42 @@ fn an_unreadable_object_is_reported_once_per_version_and_only_by_the_leader() {
     assert!(reported[0].2.contains("expected a sequence"), "the Event says why: {}", reported[0].2);
     assert!(engine.state.on_unreadable(unreadable("1")).is_empty(), "a relist of the same version: no new Event");
     assert_eq!(events(&engine.state.on_unreadable(unreadable("2"))).len(), 1, "a new version is news");
+}
+
+/// The statuses written on L2Advertisements among `effects`, by name.
+fn advertisement_statuses(effects: &[Effect]) -> BTreeMap<String, ironlb_crds::v1alpha1::L2AdvertisementStatus> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::WriteAdvertisementStatus { advertisement, status } => Some((advertisement.clone(), status.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_leader_says_in_its_ready_condition_whether_each_advertisement_applies() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    let mut engine = Harness::new(vec![pool("default", &["192.168.2.10/32"], None)], vec![]);
+    let written = engine.settle(0);
+    let ready = &advertisement_statuses(&written)["everywhere"].conditions[0];
+    assert_eq!((ready.type_.as_str(), ready.status.as_str()), ("Ready", "True"));
+
+    // Written once: the cache shows the status the leader wrote, and nothing is written again.
+    let mut everywhere = L2Advertisement::new("everywhere", L2AdvertisementSpec::default());
+    everywhere.status = Some(advertisement_statuses(&written)["everywhere"].clone());
+    engine.state.on_advertisement(Event::Apply(everywhere));
+    assert!(advertisement_statuses(&engine.settle(1_000)).is_empty());
+
+    let requirement = LabelSelectorRequirement { key: "zone".to_owned(), operator: "in".to_owned(), values: None };
+    let typo = L2AdvertisementSpec {
+        node_selectors: vec![LabelSelector { match_expressions: Some(vec![requirement]), match_labels: None }],
+        ..L2AdvertisementSpec::default()
+    };
+    engine.state.on_advertisement(Event::Apply(L2Advertisement::new("typo", typo)));
+    let statuses = advertisement_statuses(&engine.settle(2_000));
+    let ready = &statuses["typo"].conditions[0];
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSelector"));
+    assert!(ready.message.contains(r#"spec.nodeSelectors[0]: label selector operator "in""#), "{}", ready.message);
+    assert!(!statuses.contains_key("everywhere"), "only what changed is written");
 }

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus};
+use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementStatus};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::jiff::Timestamp;
@@ -52,6 +52,13 @@ pub(crate) enum Effect {
         pool: String,
         /// Its whole status (ironlb owns all of it).
         status: IPAddressPoolStatus,
+    },
+    /// Apply this status to the L2Advertisement.
+    WriteAdvertisementStatus {
+        /// The advertisement's name.
+        advertisement: String,
+        /// Its whole status (ironlb owns all of it).
+        status: L2AdvertisementStatus,
     },
     /// Publish an Event.
     PostEvent {
@@ -95,6 +102,8 @@ pub(crate) enum WriteDone {
     Service { key: ServiceKey, result: Result<(), kube::Error> },
     /// A pool's status.
     PoolStatus { pool: String, result: Result<(), kube::Error> },
+    /// An L2Advertisement's status.
+    AdvertisementStatus { advertisement: String, result: Result<(), kube::Error> },
     /// An Event.
     Event { result: Result<(), kube::Error> },
     /// A failed Service write whose retry delay has passed.
@@ -114,6 +123,9 @@ impl ApiWriter {
         match effect {
             Effect::WriteService { key, assignment } => self.service(key, assignment),
             Effect::WritePoolStatus { pool, status } => self.pool_status(pool, status),
+            Effect::WriteAdvertisementStatus { advertisement, status } => {
+                self.advertisement_status(advertisement, status)
+            }
             Effect::PostEvent { regarding, note } => self.event(regarding, note),
             Effect::RetryService { key, after } => Job(Box::pin(async move {
                 tokio::time::sleep(after).await;
@@ -167,6 +179,22 @@ impl ApiWriter {
                 .await
                 .map(drop);
             WriteDone::PoolStatus { pool, result }
+        }))
+    }
+
+    /// Writes an L2Advertisement's status.
+    fn advertisement_status(&self, advertisement: String, status: L2AdvertisementStatus) -> Job {
+        let api: Api<L2Advertisement> = Api::all(self.client.clone());
+        let patch = json!({
+            "apiVersion": "ironlb.io/v1alpha1", "kind": "L2Advertisement",
+            "status": status,
+        });
+        Job(Box::pin(async move {
+            let result = api
+                .patch_status(&advertisement, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
+                .await
+                .map(drop);
+            WriteDone::AdvertisementStatus { advertisement, result }
         }))
     }
 
