@@ -10,6 +10,7 @@ mod count;
 mod error;
 mod interval;
 mod range;
+mod reserved;
 mod set;
 
 pub use count::AddressCount;
@@ -17,4 +18,5 @@ pub(crate) use error::Piece;
 pub use error::{AddressError, EntryProblem};
 pub use interval::{Interval, Prefixes, is_buggy_ipv4};
 pub use range::{AddressRange, Family, Prefix, address_number, parse_entry};
+pub use reserved::{RESERVED_BLOCKS, ReservedBlock, ReservedUse, first_reserved_overlap};
 pub use set::IntervalSet;
