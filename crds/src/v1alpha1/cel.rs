@@ -281,31 +281,45 @@ fn range_overlaps(block: Prefix) -> String {
     any_of([all_of([not_after("a"), not_before("b")]), all_of([not_after("b"), not_before("a")])])
 }
 
-/// Whether the IP `address` of `family` lies in `interval`, tested against whichever is
-/// shorter: the CIDR blocks covering the interval, or those covering the rest of the family.
+/// Whether the IP `address` of `family` lies in `interval` (none: in nothing).
 fn address_within(address: &str, family: Family, interval: Option<Interval>) -> String {
-    let blocks = |interval: Option<Interval>| -> Vec<Prefix> {
-        interval
-            .and_then(|interval| AddressRange::from_interval(family, interval))
-            .map(|range| range.prefixes().collect())
-            .unwrap_or_default()
+    let Some(Membership { blocks, outside }) = interval.map(|interval| Membership::of(family, interval)) else {
+        return "false".to_owned();
     };
-    let inside = blocks(interval);
-    let outside: Vec<Prefix> = interval
-        .map(|interval| {
-            let below = interval.start().checked_sub(1).and_then(|end| Interval::new(0, end));
-            let above = interval.end().checked_add(1).and_then(|start| Interval::new(start, family.max_address()));
-            [blocks(below), blocks(above)].concat()
-        })
-        .unwrap_or_default();
-    let contains = |blocks: Vec<Prefix>| {
-        any_of(
-            blocks
-                .into_iter()
-                .map(|block| format!("cidr({}).containsIP({address})", string_literal(&block.to_string()))),
-        )
-    };
-    if inside.len() <= outside.len() { contains(inside) } else { negated(&contains(outside)) }
+    let inside_one = any_of(
+        blocks.into_iter().map(|block| format!("cidr({}).containsIP({address})", string_literal(&block.to_string()))),
+    );
+    if outside { negated(&inside_one) } else { inside_one }
+}
+
+/// How CEL tells whether an address lies in an interval without ordering addresses: the
+/// address is in one of `blocks`, or, when `outside`, in none of them.
+#[derive(Debug, PartialEq, Eq)]
+struct Membership {
+    blocks: Vec<Prefix>,
+    outside: bool,
+}
+
+impl Membership {
+    /// The shorter test: the CIDR blocks covering `interval`, or those covering the rest of the
+    /// family.
+    fn of(family: Family, interval: Interval) -> Self {
+        let blocks = |interval: Option<Interval>| -> Vec<Prefix> {
+            interval
+                .and_then(|interval| AddressRange::from_interval(family, interval))
+                .map(|range| range.prefixes().collect())
+                .unwrap_or_default()
+        };
+        let inside = blocks(Some(interval));
+        let below = interval.start().checked_sub(1).and_then(|end| Interval::new(0, end));
+        let above = interval.end().checked_add(1).and_then(|start| Interval::new(start, family.max_address()));
+        let rest = [blocks(below), blocks(above)].concat();
+        if inside.len() <= rest.len() {
+            Self { blocks: inside, outside: false }
+        } else {
+            Self { blocks: rest, outside: true }
+        }
+    }
 }
 
 /// `a || b || ..`, with the constants `true` and `false` folded away.
@@ -408,6 +422,58 @@ mod tests {
         let rules = address_entry_rules();
         assert_eq!(rules.len(), EntryProblem::ALL.len());
         assert!(rules.iter().all(|rule| rule.message_expression.starts_with("'spec.addresses entry ' + '\"' + self")));
+    }
+
+    /// The tests CEL runs in place of `<=` and `>=` against each reserved block's ends give the
+    /// right answer on both sides of every boundary.
+    #[test]
+    fn membership_tests_compare_exactly_with_the_block_ends() {
+        for reserved in RESERVED_BLOCKS {
+            let (family, block) = (reserved.block().family(), reserved.block().range().interval());
+            let max = family.max_address();
+            for interval in [Interval::new(0, block.end()), Interval::new(block.start(), max)].into_iter().flatten() {
+                let test = Membership::of(family, interval);
+                let probes = [
+                    0,
+                    block.start().saturating_sub(1),
+                    block.start(),
+                    block.end(),
+                    block.end().saturating_add(1),
+                    max,
+                ];
+                for probe in probes.into_iter().filter(|&probe| probe <= max) {
+                    let in_a_block = test.blocks.iter().any(|prefix| prefix.range().interval().contains(probe));
+                    assert_eq!(
+                        in_a_block != test.outside,
+                        interval.contains(probe),
+                        "{reserved}: {probe:#x} in {interval:?}"
+                    );
+                }
+                // The shorter list is used, so each rule stays small.
+                assert!(test.blocks.len() <= 6, "{reserved}: {test:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_reserved_rule_tests_every_block_of_the_table() {
+        let rules = address_entry_rules();
+        let position = EntryProblem::ALL.iter().position(|&problem| problem == EntryProblem::Reserved);
+        let reserved = position.map(|index| &rules[index]).map(|rule| (&rule.rule, &rule.message_expression));
+        let Some((rule, message)) = reserved else { panic!("no rule for reserved blocks") };
+        for block in RESERVED_BLOCKS {
+            assert!(rule.contains(&format!("'{}'", block.block())), "{block} missing from {rule}");
+            assert!(message.contains(&format!("'{block}'")), "{block} missing from {message}");
+        }
+    }
+
+    #[test]
+    fn constant_terms_fold_away() {
+        assert_eq!(any_of(["false".to_owned(), "x".to_owned()]), "x");
+        assert_eq!(any_of(["true".to_owned(), "x".to_owned()]), "true");
+        assert_eq!(all_of(["true".to_owned(), "x".to_owned(), "y".to_owned()]), "(x && y)");
+        assert_eq!(all_of(["false".to_owned(), "x".to_owned()]), "false");
+        assert_eq!(negated(&any_of(Vec::new())), "true");
     }
 
     #[test]
