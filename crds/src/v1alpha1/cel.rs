@@ -81,13 +81,27 @@ pub(crate) fn address_entry_rules() -> Vec<CelRule> {
 }
 
 /// Schema transform for `spec.addresses`: puts the entry rules on the items and makes the list a
-/// set, so the API server itself refuses a literal duplicate.
+/// set, so the API server itself refuses a literal duplicate; the description gets the reserved
+/// blocks from their table, so `kubectl explain` and `docs/reference.md` list what is refused.
 pub(crate) fn address_list_schema(schema: &mut Schema) {
     schema.insert("x-kubernetes-list-type".to_owned(), Value::from("set"));
+    if let Some(Value::String(description)) = schema.get_mut("description") {
+        description.push(' ');
+        description.push_str(&reserved_blocks_description());
+    }
     if let Some(items) = schema.get_mut("items").and_then(Value::as_object_mut) {
         let rules = address_entry_rules().into_iter().filter_map(|rule| serde_json::to_value(rule).ok());
         items.insert("x-kubernetes-validations".to_owned(), Value::Array(rules.collect()));
     }
+}
+
+/// One sentence naming every reserved block and why no LAN host can use it.
+fn reserved_blocks_description() -> String {
+    let blocks: Vec<String> = RESERVED_BLOCKS
+        .iter()
+        .map(|reserved| format!("`{}` ({})", reserved.block(), reserved.reserved_for()))
+        .collect();
+    format!("An entry sharing any address with a block no LAN host can use is refused: {}.", blocks.join(", "))
 }
 
 /// The rule for `problem`: true unless the entry has exactly that problem (an entry with an
@@ -464,6 +478,17 @@ mod tests {
         for block in RESERVED_BLOCKS {
             assert!(rule.contains(&format!("'{}'", block.block())), "{block} missing from {rule}");
             assert!(message.contains(&format!("'{block}'")), "{block} missing from {message}");
+        }
+    }
+
+    #[test]
+    fn the_description_lists_every_reserved_block() {
+        let description = reserved_blocks_description();
+        for reserved in RESERVED_BLOCKS {
+            assert!(
+                description.contains(&format!("`{}` ({})", reserved.block(), reserved.reserved_for())),
+                "{reserved}"
+            );
         }
     }
 
