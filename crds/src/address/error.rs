@@ -121,7 +121,7 @@ impl AddressError {
                         out.push_str(&masked.prefix_len().to_string());
                     }
                 }
-                Piece::ReservedBlock => {
+                Piece::Reserved => {
                     if let Self::Reserved { reserved, .. } = self {
                         out.push_str(&reserved.to_string());
                     }
@@ -177,7 +177,7 @@ pub(crate) enum Piece {
     /// The prefix length of a CIDR entry.
     PrefixLength,
     /// The reserved block an entry overlaps, with its use: `224.0.0.0/4 (multicast)`.
-    ReservedBlock,
+    Reserved,
     /// Wording that depends on the entry's family (used where CEL cannot compute the
     /// suggestion for IPv6, see `v1alpha1::cel`).
     ByFamily {
@@ -218,7 +218,7 @@ impl EntryProblem {
     /// The message, as pieces: the entry is always quoted first so every message starts the
     /// same way and can be prefixed with where the entry sits (`spec.addresses entry ...`).
     pub(crate) const fn message_pieces(self) -> &'static [Piece] {
-        use Piece::{ByFamily, Entry, PrefixLength, ReservedBlock, Suggestion, Text};
+        use Piece::{ByFamily, Entry, PrefixLength, Reserved, Suggestion, Text};
         match self {
             Self::Zone => &[Text("\""), Entry, Text("\" has an IPv6 zone (%...); pool addresses cannot carry a zone")],
             Self::Ipv4Mapped => &[
@@ -254,13 +254,9 @@ impl EntryProblem {
             Self::MixedFamilies => {
                 &[Text("\""), Entry, Text("\" mixes IPv4 and IPv6; both ends of a range must be the same family")]
             }
-            Self::Reserved => &[
-                Text("\""),
-                Entry,
-                Text("\" overlaps "),
-                ReservedBlock,
-                Text(": no host on a LAN can use these addresses"),
-            ],
+            Self::Reserved => {
+                &[Text("\""), Entry, Text("\" overlaps "), Reserved, Text(": no host on a LAN can use these addresses")]
+            }
             Self::Reversed => &[
                 Text("\""),
                 Entry,
@@ -278,7 +274,7 @@ impl EntryProblem {
             for piece in pieces {
                 match piece {
                     Piece::Text(text) => out.push_str(text),
-                    Piece::Entry | Piece::Suggestion | Piece::PrefixLength | Piece::ReservedBlock => {
+                    Piece::Entry | Piece::Suggestion | Piece::PrefixLength | Piece::Reserved => {
                         out.push_str("...");
                     }
                     Piece::ByFamily { v4, .. } => render(v4, out),

@@ -169,7 +169,7 @@ fn push_terms(problem: EntryProblem, pieces: &[Piece], terms: &mut Vec<String>) 
             Piece::Entry => "self".to_owned(),
             Piece::Suggestion => format!("({})", suggestion(problem)),
             Piece::PrefixLength => prefix_length(),
-            Piece::ReservedBlock => first_reserved_block(),
+            Piece::Reserved => first_reserved_block(),
             // Only used for entries known to be a valid CIDR, which has a ':' exactly when IPv6.
             Piece::ByFamily { v4, v6 } => {
                 let (mut v4_terms, mut v6_terms) = (Vec::new(), Vec::new());
@@ -247,6 +247,7 @@ fn first_reserved_block() -> String {
     )
 }
 
+/// [`first_reserved_block`] for the addresses between `start` and `end`.
 fn range_lowest_reserved(start: &str, end: &str) -> String {
     format!(
         "[ip({start})].map(a, [ip({end})].map(b, {})[0])[0]",
@@ -286,7 +287,9 @@ fn cidr_overlaps(block: Prefix) -> String {
 }
 
 /// Whether the addresses between `a` and `b` (of the block's family, in either order) include
-/// one of `block`: the lower end is not after the block and the higher end not before it.
+/// one of `block`: one end is not after the block's last address and the other not before its
+/// first (for ordered ends `a <= b` that is `a <= last && b >= first`; with both orders tried,
+/// a reversed range is judged on the addresses it spans, as in `parse_entry`).
 fn range_overlaps(block: Prefix) -> String {
     let (family, interval) = (block.family(), block.range().interval());
     let not_after = |address: &str| address_within(address, family, Interval::new(0, interval.end()));
