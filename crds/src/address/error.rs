@@ -6,7 +6,7 @@
 
 use thiserror::Error;
 
-use super::{Family, Prefix};
+use super::{Family, Prefix, ReservedBlock};
 
 /// A pool entry that is not a usable CIDR or `start-end` range.
 ///
@@ -49,6 +49,13 @@ pub enum AddressError {
         /// The entry as written.
         entry: String,
     },
+    /// An entry sharing addresses with a block no LAN host can use (multicast, loopback, ...).
+    Reserved {
+        /// The entry as written.
+        entry: String,
+        /// The lowest such block.
+        reserved: ReservedBlock,
+    },
     /// A range whose start comes after its end.
     Reversed {
         /// The entry as written.
@@ -68,6 +75,7 @@ impl AddressError {
             | Self::SingleAddress { entry, .. }
             | Self::HostBitsSet { entry, .. }
             | Self::MixedFamilies { entry }
+            | Self::Reserved { entry, .. }
             | Self::Reversed { entry, .. } => entry,
         }
     }
@@ -81,6 +89,7 @@ impl AddressError {
             Self::SingleAddress { .. } => EntryProblem::SingleAddress,
             Self::HostBitsSet { .. } => EntryProblem::HostBitsSet,
             Self::MixedFamilies { .. } => EntryProblem::MixedFamilies,
+            Self::Reserved { .. } => EntryProblem::Reserved,
             Self::Reversed { .. } => EntryProblem::Reversed,
         }
     }
@@ -112,6 +121,11 @@ impl AddressError {
                         out.push_str(&masked.prefix_len().to_string());
                     }
                 }
+                Piece::Reserved => {
+                    if let Self::Reserved { reserved, .. } = self {
+                        out.push_str(&reserved.to_string());
+                    }
+                }
                 Piece::ByFamily { v4, v6 } => {
                     let ipv6 = matches!(self, Self::HostBitsSet { masked, .. } if masked.family() == Family::V6);
                     self.render(if ipv6 { v6 } else { v4 }, out);
@@ -123,6 +137,14 @@ impl AddressError {
 
 /// The classes of refused pool entries, in the order they are checked: an entry has exactly
 /// one problem, the first that applies.
+///
+/// The syntax checks come first. [`Reserved`](Self::Reserved) applies to any entry that names
+/// addresses (a CIDR, a same-family range, a bare address), judged on the addresses it means:
+/// the masked network, the addresses between the ends in either order. It comes before the
+/// checks that suggest a corrected spelling, because no spelling of a reserved entry is usable:
+/// `127.0.0.1/8` is refused as loopback, not told to become `127.0.0.0/8`, and `::1` is not
+/// told to become `::1/128`. Mixed families apply only to ranges, single address and host bits
+/// only to the other shapes, so moving mixed families first changes no entry's outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EntryProblem {
     /// See [`AddressError::Zone`].
@@ -131,12 +153,14 @@ pub enum EntryProblem {
     Ipv4Mapped,
     /// See [`AddressError::Malformed`].
     Malformed,
+    /// See [`AddressError::MixedFamilies`].
+    MixedFamilies,
+    /// See [`AddressError::Reserved`].
+    Reserved,
     /// See [`AddressError::SingleAddress`].
     SingleAddress,
     /// See [`AddressError::HostBitsSet`].
     HostBitsSet,
-    /// See [`AddressError::MixedFamilies`].
-    MixedFamilies,
     /// See [`AddressError::Reversed`].
     Reversed,
 }
@@ -152,6 +176,8 @@ pub(crate) enum Piece {
     Suggestion,
     /// The prefix length of a CIDR entry.
     PrefixLength,
+    /// The reserved block an entry overlaps, with its use: `224.0.0.0/4 (multicast)`.
+    Reserved,
     /// Wording that depends on the entry's family (used where CEL cannot compute the
     /// suggestion for IPv6, see `v1alpha1::cel`).
     ByFamily {
@@ -164,13 +190,14 @@ pub(crate) enum Piece {
 
 impl EntryProblem {
     /// Every problem, in checking order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Zone,
         Self::Ipv4Mapped,
         Self::Malformed,
+        Self::MixedFamilies,
+        Self::Reserved,
         Self::SingleAddress,
         Self::HostBitsSet,
-        Self::MixedFamilies,
         Self::Reversed,
     ];
 
@@ -183,6 +210,7 @@ impl EntryProblem {
             Self::SingleAddress => "SingleAddress",
             Self::HostBitsSet => "HostBitsSet",
             Self::MixedFamilies => "MixedFamilyRange",
+            Self::Reserved => "ReservedAddresses",
             Self::Reversed => "ReversedRange",
         }
     }
@@ -190,7 +218,7 @@ impl EntryProblem {
     /// The message, as pieces: the entry is always quoted first so every message starts the
     /// same way and can be prefixed with where the entry sits (`spec.addresses entry ...`).
     pub(crate) const fn message_pieces(self) -> &'static [Piece] {
-        use Piece::{ByFamily, Entry, PrefixLength, Suggestion, Text};
+        use Piece::{ByFamily, Entry, PrefixLength, Reserved, Suggestion, Text};
         match self {
             Self::Zone => &[Text("\""), Entry, Text("\" has an IPv6 zone (%...); pool addresses cannot carry a zone")],
             Self::Ipv4Mapped => &[
@@ -226,6 +254,9 @@ impl EntryProblem {
             Self::MixedFamilies => {
                 &[Text("\""), Entry, Text("\" mixes IPv4 and IPv6; both ends of a range must be the same family")]
             }
+            Self::Reserved => {
+                &[Text("\""), Entry, Text("\" overlaps "), Reserved, Text(": no host on a LAN can use these addresses")]
+            }
             Self::Reversed => &[
                 Text("\""),
                 Entry,
@@ -243,7 +274,9 @@ impl EntryProblem {
             for piece in pieces {
                 match piece {
                     Piece::Text(text) => out.push_str(text),
-                    Piece::Entry | Piece::Suggestion | Piece::PrefixLength => out.push_str("..."),
+                    Piece::Entry | Piece::Suggestion | Piece::PrefixLength | Piece::Reserved => {
+                        out.push_str("...");
+                    }
                     Piece::ByFamily { v4, .. } => render(v4, out),
                 }
             }

@@ -9,12 +9,16 @@
 mod count;
 mod error;
 mod interval;
+mod node;
 mod range;
+mod reserved;
 mod set;
 
 pub use count::AddressCount;
 pub(crate) use error::Piece;
 pub use error::{AddressError, EntryProblem};
 pub use interval::{Interval, Prefixes, is_buggy_ipv4};
+pub use node::{NodeAddressInPool, node_addresses_in_pool};
 pub use range::{AddressRange, Family, Prefix, address_number, parse_entry};
+pub use reserved::{RESERVED_BLOCKS, ReservedBlock, ReservedUse, first_reserved_overlap};
 pub use set::IntervalSet;

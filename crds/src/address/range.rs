@@ -2,7 +2,7 @@
 //!
 //! The parser checks an entry in the same order, with the same outcome, as the CEL rules the
 //! API server runs on `spec.addresses` (see `v1alpha1::cel`): zone, IPv4-mapped, malformed,
-//! single address, host bits, mixed families, reversed. Address syntax is Rust's `std::net`
+//! mixed families, reserved, single address, host bits, reversed. Address syntax is Rust's `std::net`
 //! parser, which agrees with Go's `net/netip` used by Kubernetes CEL (no leading zeros in IPv4
 //! octets, at most four hex digits per IPv6 group, `::` standing for at least one group).
 
@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use super::interval::{Prefixes, low_mask};
-use super::{AddressCount, AddressError, Interval};
+use super::{AddressCount, AddressError, Interval, first_reserved_overlap};
 
 /// An IP address family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,6 +89,18 @@ impl Prefix {
         let host_bits = family.bits().checked_sub(u32::from(len))?;
         let network = address_number(address) & !low_mask(host_bits);
         Some(Self { family, network, len })
+    }
+
+    /// The block `address/len` for a constant table; a host bit set in `address`, or a `len`
+    /// longer than the family's width, fails the build.
+    pub(crate) const fn constant(address: IpAddr, len: u8) -> Self {
+        let (family, number) = match address {
+            IpAddr::V4(v4) => (Family::V4, v4.to_bits() as u128),
+            IpAddr::V6(v6) => (Family::V6, v6.to_bits()),
+        };
+        assert!(len as u32 <= family.bits(), "prefix length longer than the address");
+        assert!(number & low_mask(family.bits() - len as u32) == 0, "host bits set in a constant block");
+        Self { family, network: number, len }
     }
 
     /// The address family.
@@ -272,11 +284,14 @@ pub fn parse_entry(entry: &str) -> Result<AddressRange, AddressError> {
         if Family::of(first) != Family::of(last) {
             return Err(AddressError::MixedFamilies { entry: owned() });
         }
+        // A reversed range still names its addresses; if they are reserved, no swap helps.
+        refuse_reserved(entry, AddressRange::new(first.min(last), first.max(last)))?;
         return AddressRange::new(first, last)
             .ok_or_else(|| AddressError::Reversed { entry: owned(), swapped: format!("{end}-{start}") });
     }
     if let Some((address, len)) = parse_cidr(text) {
         let masked = Prefix::new(address, len).ok_or_else(|| AddressError::Malformed { entry: owned() })?;
+        refuse_reserved(entry, Some(masked.range()))?;
         if masked.network() != address {
             return Err(AddressError::HostBitsSet { entry: owned(), masked });
         }
@@ -284,10 +299,19 @@ pub fn parse_entry(entry: &str) -> Result<AddressRange, AddressError> {
     }
     match text.parse::<IpAddr>() {
         Ok(address) => {
+            refuse_reserved(entry, AddressRange::new(address, address))?;
             let cidr = format!("{text}/{}", Family::of(address).bits());
             Err(AddressError::SingleAddress { entry: owned(), cidr })
         }
         Err(_) => Err(AddressError::Malformed { entry: owned() }),
+    }
+}
+
+/// Refuses `entry` when the addresses it means, `range`, include a reserved one.
+fn refuse_reserved(entry: &str, range: Option<AddressRange>) -> Result<(), AddressError> {
+    match range.and_then(first_reserved_overlap) {
+        Some(reserved) => Err(AddressError::Reserved { entry: entry.to_owned(), reserved }),
+        None => Ok(()),
     }
 }
 
@@ -320,6 +344,7 @@ fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::address::EntryProblem;
 
     fn range(entry: &str) -> AddressRange {
         match parse_entry(entry) {
@@ -341,10 +366,38 @@ mod tests {
         assert_eq!(range(" fd00::10 - fd00::ff "), range("fd00::10-fd00::ff"));
     }
 
+    /// How whitespace is read, pinned: the API server's CEL rules trim the entry and each end
+    /// of a range with the same Unicode whitespace set as `str::trim` (see `v1alpha1::cel`), so
+    /// both sides read these alike; `tests/apiserver_conformance.rs` holds the same entries.
+    #[test]
+    fn whitespace_is_ignored_around_the_entry_and_the_dash_only() {
+        let read_as = [
+            (" 10.0.0.0/8", Ok("10.0.0.0/8")),
+            ("10.0.0.0/8\n", Ok("10.0.0.0/8")),
+            ("\t10.0.0.0/8\t", Ok("10.0.0.0/8")),
+            ("\u{a0}10.0.0.0/8\u{3000}", Ok("10.0.0.0/8")),
+            ("1.2.3.4 - 1.2.3.9", Ok("1.2.3.4-1.2.3.9")),
+            ("1.2.3.4\t-\t1.2.3.9", Ok("1.2.3.4-1.2.3.9")),
+            ("1.2.3.4\n-\n1.2.3.9", Ok("1.2.3.4-1.2.3.9")),
+            ("10.0.0.0 /8", Err(EntryProblem::Malformed)),
+            ("10.0.0.0/ 8", Err(EntryProblem::Malformed)),
+            ("10.0.0.0\t/8", Err(EntryProblem::Malformed)),
+            ("1.2.3. 4-1.2.3.9", Err(EntryProblem::Malformed)),
+            ("1.2.3.4 1.2.3.9", Err(EntryProblem::Malformed)),
+            ("fd00::1\nfd00::2", Err(EntryProblem::Malformed)),
+            ("fd00:: 1/128", Err(EntryProblem::Malformed)),
+            ("\u{200b}10.0.0.0/8", Err(EntryProblem::Malformed)),
+        ];
+        for (entry, expected) in read_as {
+            let read = parse_entry(entry).map(|range| range.to_string()).map_err(|error| error.problem());
+            assert_eq!(read, expected.map(str::to_owned), "{entry:?}");
+        }
+    }
+
     #[test]
     fn ipv6_slash_64_is_counted_not_enumerated() {
         assert_eq!(range("fd00::/64").len(), AddressCount::new(1 << 64));
-        assert_eq!(range("::/0").len(), AddressCount::ALL_IPV6);
+        assert_eq!(range("2000::/3").len(), AddressCount::new(1 << 125));
     }
 
     #[test]
@@ -367,13 +420,15 @@ mod tests {
         for refused in ["10.0.0.0/08", "10.0.0.0/+8", "10.0.0.0/", "10.0.0.0/33", "::/129"] {
             assert!(matches!(parse_entry(refused), Err(AddressError::Malformed { .. })), "{refused} must be malformed");
         }
-        assert_eq!(range("0.0.0.0/0").len(), AddressCount::new(1 << 32));
+        // A /0 is well-formed (it is then refused for holding reserved blocks).
+        assert!(matches!(parse_entry("0.0.0.0/0"), Err(AddressError::Reserved { .. })));
     }
 
     #[test]
     fn overlap_and_intersection_respect_family() {
         let v4 = range("10.0.0.0/24");
-        let v6 = range("::/0");
+        // The same numbers as the IPv4 range, in the other family.
+        let v6 = range("::2-::ffff:ffff");
         assert!(!v4.overlaps(v6));
         assert_eq!(v4.intersection(v6), None);
         let half = range("10.0.0.128-10.0.1.10");
@@ -401,22 +456,42 @@ mod tests {
             prop_oneof![v4, v6].prop_filter_map("ordered", |range| range)
         }
 
+        /// What `entry`, a spelling of `range`, must parse to: the range, unless it holds a
+        /// reserved address.
+        fn parsed(entry: &str, range: AddressRange) -> Result<AddressRange, AddressError> {
+            match first_reserved_overlap(range) {
+                None => Ok(range),
+                Some(reserved) => Err(AddressError::Reserved { entry: entry.to_owned(), reserved }),
+            }
+        }
+
         proptest! {
             #[test]
             fn canonical_spelling_parses_back_to_the_same_range(range in any_range()) {
-                prop_assert_eq!(parse_entry(&range.to_string()), Ok(range));
+                let entry = range.to_string();
+                prop_assert_eq!(parse_entry(&entry), parsed(&entry, range));
             }
 
             #[test]
             fn first_dash_last_parses_to_the_same_range(range in any_range(), spaces in "[ \t]{0,2}") {
                 let entry = format!("{}{spaces}-{spaces}{}", range.first(), range.last());
-                prop_assert_eq!(parse_entry(&entry), Ok(range));
+                prop_assert_eq!(parse_entry(&entry), parsed(&entry, range));
+            }
+
+            #[test]
+            fn last_dash_first_is_reserved_or_reversed(range in any_range()) {
+                prop_assume!(range.first() != range.last());
+                let entry = format!("{}-{}", range.last(), range.first());
+                let problem = parse_entry(&entry).map_err(|error| error.problem());
+                let expected = if first_reserved_overlap(range).is_some() { EntryProblem::Reserved } else { EntryProblem::Reversed };
+                prop_assert_eq!(problem, Err(expected));
             }
 
             #[test]
             fn every_prefix_of_a_range_parses_to_itself(range in any_range()) {
                 for prefix in range.prefixes() {
-                    prop_assert_eq!(parse_entry(&prefix.to_string()), Ok(prefix.range()));
+                    let entry = prefix.to_string();
+                    prop_assert_eq!(parse_entry(&entry), parsed(&entry, prefix.range()));
                 }
             }
 

@@ -17,7 +17,14 @@
 //!   `cidr(..).containsIP(..)` for the first bit where the ends differ (CEL cannot order
 //!   addresses);
 //! - the masked network suggested for an IPv4 CIDR with host bits is computed with integer
-//!   arithmetic on the octets; for IPv6 the message says what to do instead.
+//!   arithmetic on the octets; for IPv6 the message says what to do instead;
+//! - an entry overlapping a [reserved block](crate::address::RESERVED_BLOCKS) is found exactly,
+//!   with the rule generated from the same table as the Rust check: a CIDR overlaps a block
+//!   when either contains the other; a range `a-b` overlaps block `[f, l]` when `a <= l` and
+//!   `b >= f` (or the same with the ends swapped, as the reversed check comes later). "At most
+//!   `l`" and "at least `f`" compare with a constant, which CEL *can* do: the address lies in
+//!   one of the few CIDR blocks covering `[0, l]` (or `[f, max]`), or in none of those covering
+//!   the complement, whichever list is shorter.
 //!
 //! Overlapping entries within one pool are not checked here: comparing every pair of up to
 //! [`MAX_ADDRESSES`] entries would exceed the API server's cost budget. Literal duplicates are
@@ -28,7 +35,7 @@ use schemars::Schema;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::address::{EntryProblem, Piece};
+use crate::address::{AddressRange, EntryProblem, Family, Interval, Piece, Prefix, RESERVED_BLOCKS, ReservedBlock};
 
 /// Most entries a pool may list; bounds the CEL cost estimate.
 pub const MAX_ADDRESSES: u64 = 256;
@@ -74,13 +81,27 @@ pub(crate) fn address_entry_rules() -> Vec<CelRule> {
 }
 
 /// Schema transform for `spec.addresses`: puts the entry rules on the items and makes the list a
-/// set, so the API server itself refuses a literal duplicate.
+/// set, so the API server itself refuses a literal duplicate; the description gets the reserved
+/// blocks from their table, so `kubectl explain` and `docs/reference.md` list what is refused.
 pub(crate) fn address_list_schema(schema: &mut Schema) {
     schema.insert("x-kubernetes-list-type".to_owned(), Value::from("set"));
+    if let Some(Value::String(description)) = schema.get_mut("description") {
+        description.push(' ');
+        description.push_str(&reserved_blocks_description());
+    }
     if let Some(items) = schema.get_mut("items").and_then(Value::as_object_mut) {
         let rules = address_entry_rules().into_iter().filter_map(|rule| serde_json::to_value(rule).ok());
         items.insert("x-kubernetes-validations".to_owned(), Value::Array(rules.collect()));
     }
+}
+
+/// One sentence naming every reserved block and why no LAN host can use it.
+fn reserved_blocks_description() -> String {
+    let blocks: Vec<String> = RESERVED_BLOCKS
+        .iter()
+        .map(|reserved| format!("`{}` ({})", reserved.block(), reserved.reserved_for()))
+        .collect();
+    format!("An entry sharing any address with a block no LAN host can use is refused: {}.", blocks.join(", "))
 }
 
 /// The rule for `problem`: true unless the entry has exactly that problem (an entry with an
@@ -92,18 +113,28 @@ fn valid_unless(problem: EntryProblem) -> String {
         EntryProblem::Malformed => {
             format!("{ZONED} || {} || {}", any_part_mapped(), well_formed())
         }
-        EntryProblem::SingleAddress => format!("!isIP({TRIMMED})"),
-        EntryProblem::HostBitsSet => {
-            format!("!isCIDR({TRIMMED}) || cidr({TRIMMED}) == cidr({TRIMMED}).masked()")
-        }
-        EntryProblem::MixedFamilies => {
-            format!("!({}) || ip({RANGE_START}).family() == ip({RANGE_END}).family()", well_formed_range())
-        }
-        EntryProblem::Reversed => format!(
-            "!({}) || ip({RANGE_START}).family() != ip({RANGE_END}).family() || {}",
+        EntryProblem::MixedFamilies => format!("!({}) || {}", well_formed_range(), same_family()),
+        EntryProblem::Reserved => format!(
+            "({IS_RANGE} ? !({} && {}) || !{} : isCIDR({TRIMMED}) ? !{} : !isIP({TRIMMED}) || !{})",
             well_formed_range(),
-            ends_in_order()
+            same_family(),
+            range_reserved(RANGE_START, RANGE_END),
+            cidr_reserved(),
+            range_reserved(TRIMMED, TRIMMED)
         ),
+        EntryProblem::SingleAddress => format!("!isIP({TRIMMED}) || {}", range_reserved(TRIMMED, TRIMMED)),
+        EntryProblem::HostBitsSet => {
+            format!("!isCIDR({TRIMMED}) || {} || cidr({TRIMMED}) == cidr({TRIMMED}).masked()", cidr_reserved())
+        }
+        EntryProblem::Reversed => {
+            format!(
+                "!({}) || !{} || {} || {}",
+                well_formed_range(),
+                same_family(),
+                range_reserved(RANGE_START, RANGE_END),
+                ends_in_order()
+            )
+        }
     }
 }
 
@@ -116,9 +147,11 @@ fn suggestion(problem: EntryProblem) -> String {
         }
         EntryProblem::HostBitsSet => format!("{} + '/' + {}", masked_ipv4(), prefix_length()),
         EntryProblem::Reversed => format!("{RANGE_END} + '-' + {RANGE_START}"),
-        EntryProblem::Zone | EntryProblem::Ipv4Mapped | EntryProblem::Malformed | EntryProblem::MixedFamilies => {
-            string_literal("")
-        }
+        EntryProblem::Zone
+        | EntryProblem::Ipv4Mapped
+        | EntryProblem::Malformed
+        | EntryProblem::MixedFamilies
+        | EntryProblem::Reserved => string_literal(""),
     }
 }
 
@@ -136,6 +169,7 @@ fn push_terms(problem: EntryProblem, pieces: &[Piece], terms: &mut Vec<String>) 
             Piece::Entry => "self".to_owned(),
             Piece::Suggestion => format!("({})", suggestion(problem)),
             Piece::PrefixLength => prefix_length(),
+            Piece::Reserved => first_reserved_block(),
             // Only used for entries known to be a valid CIDR, which has a ':' exactly when IPv6.
             Piece::ByFamily { v4, v6 } => {
                 let (mut v4_terms, mut v6_terms) = (Vec::new(), Vec::new());
@@ -180,6 +214,162 @@ fn two_address_ends() -> String {
 
 fn well_formed_range() -> String {
     format!("{IS_RANGE} && {}", two_address_ends())
+}
+
+/// Both ends of a well-formed range are of one family.
+fn same_family() -> String {
+    format!("(ip({RANGE_START}).family() == ip({RANGE_END}).family())")
+}
+
+/// Whether a CIDR entry (its network: host bits do not change which block it is about) shares
+/// an address with a reserved block.
+fn cidr_reserved() -> String {
+    format!("[cidr({TRIMMED}).masked()].all(e, {})", by_family("e.ip()", |family| any_reserved(family, cidr_overlaps)))
+}
+
+/// Whether the addresses between `start` and `end` (the ends of a well-formed, same-family
+/// range, in either order; a single address is both ends) include a reserved one.
+fn range_reserved(start: &str, end: &str) -> String {
+    format!(
+        "[ip({start})].all(a, [ip({end})].all(b, {}))",
+        by_family("a", |family| any_reserved(family, range_overlaps))
+    )
+}
+
+/// The reserved block a refused entry is named with: the lowest it overlaps, as in
+/// [`first_reserved_overlap`](crate::address::first_reserved_overlap).
+fn first_reserved_block() -> String {
+    format!(
+        "({IS_RANGE} ? {} : isCIDR({TRIMMED}) ? [cidr({TRIMMED}).masked()].map(e, {})[0] : {})",
+        range_lowest_reserved(RANGE_START, RANGE_END),
+        by_family("e.ip()", |family| lowest_reserved(family, cidr_overlaps)),
+        range_lowest_reserved(TRIMMED, TRIMMED),
+    )
+}
+
+/// [`first_reserved_block`] for the addresses between `start` and `end`.
+fn range_lowest_reserved(start: &str, end: &str) -> String {
+    format!(
+        "[ip({start})].map(a, [ip({end})].map(b, {})[0])[0]",
+        by_family("a", |family| lowest_reserved(family, range_overlaps))
+    )
+}
+
+/// `ipv4 ? .. : ..` on the family of the address `address`.
+fn by_family(address: &str, per_family: impl Fn(Family) -> String) -> String {
+    format!("({address}.family() == 4 ? {} : {})", per_family(Family::V4), per_family(Family::V6))
+}
+
+fn reserved_blocks(family: Family) -> impl DoubleEndedIterator<Item = ReservedBlock> {
+    RESERVED_BLOCKS.into_iter().filter(move |reserved| reserved.block().family() == family)
+}
+
+fn any_reserved(family: Family, overlaps: fn(Prefix) -> String) -> String {
+    any_of(reserved_blocks(family).map(|reserved| overlaps(reserved.block())))
+}
+
+/// A chain of ternaries naming the first block of `family` that `overlaps` holds for; the last
+/// block is named when no other is, as the entry is known to overlap one.
+fn lowest_reserved(family: Family, overlaps: fn(Prefix) -> String) -> String {
+    let mut blocks = reserved_blocks(family).rev();
+    let last =
+        blocks.next().map(|reserved| string_literal(&reserved.to_string())).unwrap_or_else(|| string_literal(""));
+    blocks.fold(last, |otherwise, reserved| {
+        format!("({} ? {} : {otherwise})", overlaps(reserved.block()), string_literal(&reserved.to_string()))
+    })
+}
+
+/// Whether the masked CIDR entry `e` shares an address with `block`: one of two CIDR blocks
+/// contains the other, or they are disjoint.
+fn cidr_overlaps(block: Prefix) -> String {
+    let block = string_literal(&block.to_string());
+    format!("(e.containsCIDR({block}) || cidr({block}).containsCIDR(e))")
+}
+
+/// Whether the addresses between `a` and `b` (of the block's family, in either order) include
+/// one of `block`: one end is not after the block's last address and the other not before its
+/// first (for ordered ends `a <= b` that is `a <= last && b >= first`; with both orders tried,
+/// a reversed range is judged on the addresses it spans, as in `parse_entry`).
+fn range_overlaps(block: Prefix) -> String {
+    let (family, interval) = (block.family(), block.range().interval());
+    let not_after = |address: &str| address_within(address, family, Interval::new(0, interval.end()));
+    let not_before =
+        |address: &str| address_within(address, family, Interval::new(interval.start(), family.max_address()));
+    any_of([all_of([not_after("a"), not_before("b")]), all_of([not_after("b"), not_before("a")])])
+}
+
+/// Whether the IP `address` of `family` lies in `interval` (none: in nothing).
+fn address_within(address: &str, family: Family, interval: Option<Interval>) -> String {
+    let Some(Membership { blocks, outside }) = interval.map(|interval| Membership::of(family, interval)) else {
+        return "false".to_owned();
+    };
+    let inside_one = any_of(
+        blocks.into_iter().map(|block| format!("cidr({}).containsIP({address})", string_literal(&block.to_string()))),
+    );
+    if outside { negated(&inside_one) } else { inside_one }
+}
+
+/// How CEL tells whether an address lies in an interval without ordering addresses: the
+/// address is in one of `blocks`, or, when `outside`, in none of them.
+#[derive(Debug, PartialEq, Eq)]
+struct Membership {
+    blocks: Vec<Prefix>,
+    outside: bool,
+}
+
+impl Membership {
+    /// The shorter test: the CIDR blocks covering `interval`, or those covering the rest of the
+    /// family.
+    fn of(family: Family, interval: Interval) -> Self {
+        let blocks = |interval: Option<Interval>| -> Vec<Prefix> {
+            interval
+                .and_then(|interval| AddressRange::from_interval(family, interval))
+                .map(|range| range.prefixes().collect())
+                .unwrap_or_default()
+        };
+        let inside = blocks(Some(interval));
+        let below = interval.start().checked_sub(1).and_then(|end| Interval::new(0, end));
+        let above = interval.end().checked_add(1).and_then(|start| Interval::new(start, family.max_address()));
+        let rest = [blocks(below), blocks(above)].concat();
+        if inside.len() <= rest.len() {
+            Self { blocks: inside, outside: false }
+        } else {
+            Self { blocks: rest, outside: true }
+        }
+    }
+}
+
+/// `a || b || ..`, with the constants `true` and `false` folded away.
+fn any_of(terms: impl IntoIterator<Item = String>) -> String {
+    joined(terms, " || ", "true", "false")
+}
+
+/// `a && b && ..`, with the constants `true` and `false` folded away.
+fn all_of(terms: impl IntoIterator<Item = String>) -> String {
+    joined(terms, " && ", "false", "true")
+}
+
+/// The terms joined by `operator`, where `absorbing` decides the result alone and `neutral`
+/// changes nothing; parenthesized unless it is a single term.
+fn joined(terms: impl IntoIterator<Item = String>, operator: &str, absorbing: &str, neutral: &str) -> String {
+    let terms: Vec<String> = terms.into_iter().filter(|term| term != neutral).collect();
+    if terms.iter().any(|term| term == absorbing) {
+        return absorbing.to_owned();
+    }
+    match terms.as_slice() {
+        [] => neutral.to_owned(),
+        [only] => only.clone(),
+        _ => format!("({})", terms.join(operator)),
+    }
+}
+
+/// `!term`; `term` is a constant, a call or parenthesized, so `!` applies to all of it.
+fn negated(term: &str) -> String {
+    match term {
+        "true" => "false".to_owned(),
+        "false" => "true".to_owned(),
+        _ => format!("!{term}"),
+    }
 }
 
 /// A well-formed range, CIDR or (to be caught later with a better message) single address.
@@ -249,6 +439,69 @@ mod tests {
         let rules = address_entry_rules();
         assert_eq!(rules.len(), EntryProblem::ALL.len());
         assert!(rules.iter().all(|rule| rule.message_expression.starts_with("'spec.addresses entry ' + '\"' + self")));
+    }
+
+    /// The tests CEL runs in place of `<=` and `>=` against each reserved block's ends give the
+    /// right answer on both sides of every boundary.
+    #[test]
+    fn membership_tests_compare_exactly_with_the_block_ends() {
+        for reserved in RESERVED_BLOCKS {
+            let (family, block) = (reserved.block().family(), reserved.block().range().interval());
+            let max = family.max_address();
+            for interval in [Interval::new(0, block.end()), Interval::new(block.start(), max)].into_iter().flatten() {
+                let test = Membership::of(family, interval);
+                let probes = [
+                    0,
+                    block.start().saturating_sub(1),
+                    block.start(),
+                    block.end(),
+                    block.end().saturating_add(1),
+                    max,
+                ];
+                for probe in probes.into_iter().filter(|&probe| probe <= max) {
+                    let in_a_block = test.blocks.iter().any(|prefix| prefix.range().interval().contains(probe));
+                    assert_eq!(
+                        in_a_block != test.outside,
+                        interval.contains(probe),
+                        "{reserved}: {probe:#x} in {interval:?}"
+                    );
+                }
+                // The shorter list is used, so each rule stays small.
+                assert!(test.blocks.len() <= 6, "{reserved}: {test:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_reserved_rule_tests_every_block_of_the_table() {
+        let rules = address_entry_rules();
+        let position = EntryProblem::ALL.iter().position(|&problem| problem == EntryProblem::Reserved);
+        let reserved = position.map(|index| &rules[index]).map(|rule| (&rule.rule, &rule.message_expression));
+        let Some((rule, message)) = reserved else { panic!("no rule for reserved blocks") };
+        for block in RESERVED_BLOCKS {
+            assert!(rule.contains(&format!("'{}'", block.block())), "{block} missing from {rule}");
+            assert!(message.contains(&format!("'{block}'")), "{block} missing from {message}");
+        }
+    }
+
+    #[test]
+    fn the_description_lists_every_reserved_block() {
+        let description = reserved_blocks_description();
+        for reserved in RESERVED_BLOCKS {
+            assert!(
+                description.contains(&format!("`{}` ({})", reserved.block(), reserved.reserved_for())),
+                "{reserved}"
+            );
+        }
+    }
+
+    #[test]
+    fn constant_terms_fold_away() {
+        assert_eq!(any_of(["false".to_owned(), "x".to_owned()]), "x");
+        assert_eq!(any_of(["true".to_owned(), "x".to_owned()]), "true");
+        assert_eq!(all_of(["true".to_owned(), "x".to_owned(), "y".to_owned()]), "(x && y)");
+        assert_eq!(all_of(["false".to_owned(), "x".to_owned()]), "false");
+        assert_eq!(negated(&any_of(Vec::new())), "true");
     }
 
     #[test]

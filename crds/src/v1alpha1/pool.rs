@@ -89,7 +89,9 @@ pub struct IPAddressPoolSpec {
     /// IPv6 entries may be mixed; a pool with both can serve dual-stack Services. A single
     /// address is written `/32` or `/128`. A CIDR must be a network address
     /// (`192.168.2.0/24`, not `192.168.2.1/24`). Entries are never enumerated, so a /8 or an
-    /// IPv6 /64 is fine. At least one entry; at most 256, each at most 100 characters.
+    /// IPv6 /64 is fine. Whitespace around an entry and around the dash of a range is ignored;
+    /// anywhere else it makes the entry malformed. At least one entry; at most 256, each at most
+    /// 100 characters.
     #[schemars(
         length(min = 1, max = MAX_ADDRESSES),
         inner(length(max = MAX_ENTRY_LENGTH)),

@@ -220,6 +220,54 @@ mod tests {
         }
     }
 
+    /// Entries no LAN address can be: each names the entry, the lowest reserved block it shares
+    /// addresses with, and why. Judged on the addresses meant, so a spelling problem (host bits,
+    /// reversed, a bare address) does not hide it.
+    #[test]
+    fn entries_overlapping_reserved_blocks_name_the_block_and_why() {
+        let cases = [
+            ("224.0.0.0/24", "224.0.0.0/4 (multicast)"),
+            ("ff02::/16", "ff00::/8 (multicast)"),
+            ("127.0.0.0/8", "127.0.0.0/8 (loopback)"),
+            ("::1", "::1/128 (loopback)"),
+            ("::1/128", "::1/128 (loopback)"),
+            ("0.0.0.0/0", "0.0.0.0/8 (unspecified)"),
+            ("::/0", "::/128 (unspecified)"),
+            ("169.254.0.0/16", "169.254.0.0/16 (link-local)"),
+            ("fe80::/64", "fe80::/10 (link-local)"),
+            ("255.255.255.255/32", "255.255.255.255/32 (limited broadcast)"),
+            ("126.0.0.0-128.0.0.0", "127.0.0.0/8 (loopback)"),
+            ("128.0.0.0-126.0.0.0", "127.0.0.0/8 (loopback)"),
+            ("127.0.0.1/8", "127.0.0.0/8 (loopback)"),
+            (" 200.0.0.0 - 224.0.0.0 ", "224.0.0.0/4 (multicast)"),
+            ("fe00::-ff00::", "fe80::/10 (link-local)"),
+        ];
+        for (entry, block) in cases {
+            let expected =
+                format!("spec.addresses entry \"{entry}\" overlaps {block}: no host on a LAN can use these addresses");
+            assert_eq!(refusal(entry), expected);
+        }
+    }
+
+    #[test]
+    fn addresses_next_to_reserved_blocks_are_usable() {
+        let usable = [
+            "1.0.0.0/8",
+            "126.255.255.255/32",
+            "128.0.0.0/32",
+            "169.253.255.255/32",
+            "169.255.0.0/16",
+            "223.255.255.255/32",
+            "240.0.0.0-255.255.255.254",
+            "::2/127",
+            "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+            "fec0::/10",
+        ];
+        for entry in usable {
+            assert!(pool(&[entry]).validate().is_ok(), "{entry} was refused: {:?}", pool(&[entry]).validate());
+        }
+    }
+
     #[test]
     fn empty_address_list_is_refused() {
         let errors = pool(&[]).validate().err().map(|invalid| invalid.errors);
@@ -259,7 +307,8 @@ mod tests {
 
     #[test]
     fn ipv4_and_ipv6_entries_never_overlap() {
-        let ranges = pool(&["0.0.0.0/0", "::/0"]).validate();
+        // The same numbers, 10.0.0.0/8 and ::a00:0/104, in each family.
+        let ranges = pool(&["10.0.0.0/8", "::a00:0/104"]).validate();
         assert_eq!(ranges.map(|ranges| ranges.len()), Ok(2));
     }
 

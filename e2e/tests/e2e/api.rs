@@ -18,6 +18,10 @@ pub(crate) const TESTS: &[Test] = &[
         "api::bad_pools_are_refused_naming_the_entry_and_change_nothing",
         bad_pools_are_refused_naming_the_entry_and_change_nothing,
     ),
+    (
+        "api::unusable_entries_are_refused_naming_the_entry_and_the_block",
+        unusable_entries_are_refused_naming_the_entry_and_the_block,
+    ),
     ("api::explain_documents_pool_addresses", explain_documents_pool_addresses),
     ("api::l2advertisement_is_accepted", l2advertisement_is_accepted),
     (
@@ -79,9 +83,42 @@ fn bad_pools_are_refused_naming_the_entry_and_change_nothing(lab: &Lab) -> Resul
 }
 
 fn refuse_each_bad_pool(lab: &Lab) -> Result<()> {
+    let refusals: Vec<(&[&str], String)> =
+        BAD_POOLS.iter().map(|&(addresses, named)| (addresses, named.to_owned())).collect();
+    refuse_each(lab, "e2e-bad", &refusals)
+}
+
+/// Entries the API server used to take that no LAN address can be, with the block each must
+/// be refused for: the lowest reserved block it shares an address with, and why.
+const UNUSABLE_ENTRIES: &[(&str, &str)] = &[
+    ("224.0.0.0/24", "224.0.0.0/4 (multicast)"),
+    ("ff02::/16", "ff00::/8 (multicast)"),
+    ("127.0.0.0/8", "127.0.0.0/8 (loopback)"),
+    ("::1", "::1/128 (loopback)"),
+    ("0.0.0.0/0", "0.0.0.0/8 (unspecified)"),
+    ("::/0", "::/128 (unspecified)"),
+    ("169.254.0.0/16", "169.254.0.0/16 (link-local)"),
+    ("fe80::/64", "fe80::/10 (link-local)"),
+    ("255.255.255.255/32", "255.255.255.255/32 (limited broadcast)"),
+    ("126.0.0.0-128.0.0.0", "127.0.0.0/8 (loopback)"),
+];
+
+fn unusable_entries_are_refused_naming_the_entry_and_the_block(lab: &Lab) -> Result<()> {
+    let refusals: Vec<(&[&str], String)> = UNUSABLE_ENTRIES
+        .iter()
+        .map(|(entry, block)| {
+            (std::slice::from_ref(entry), format!("spec.addresses entry \"{entry}\" overlaps {block}"))
+        })
+        .collect();
+    refuse_each(lab, "e2e-unusable", &refusals)
+}
+
+/// Applies each pool (named `{name}-{index}`) and checks that the API server refuses it with
+/// words holding the given text, and that the refusals changed nothing in the cluster.
+fn refuse_each(lab: &Lab, name: &str, refusals: &[(&[&str], String)]) -> Result<()> {
     let before = ironlb_objects(lab)?;
-    for (index, (addresses, named)) in BAD_POOLS.iter().enumerate() {
-        let refused = lab.kubectl_with_input(&["apply", "-f", "-"], &pool(&format!("e2e-bad-{index}"), addresses))?;
+    for (index, (addresses, named)) in refusals.iter().enumerate() {
+        let refused = lab.kubectl_with_input(&["apply", "-f", "-"], &pool(&format!("{name}-{index}"), addresses))?;
         let refused = refused.refused().with_context(|| format!("the pool {addresses:?} was accepted"))?;
         ensure!(refused.stderr.contains(named), "refusing {addresses:?} did not name {named:?}:\n{}", refused.stderr);
     }
