@@ -56,25 +56,25 @@ fn main() {
         (
             "parse ARP request",
             Box::new(|| {
-                black_box(parse(black_box(&arp_request)));
+                let _ = black_box(parse(black_box(&arp_request)));
             }),
         ),
         (
             "parse NA with TLLA option",
             Box::new(|| {
-                black_box(parse(black_box(&advertisement)));
+                let _ = black_box(parse(black_box(&advertisement)));
             }),
         ),
         (
             "parse DAD NS",
             Box::new(|| {
-                black_box(parse(black_box(&dad_probe)));
+                let _ = black_box(parse(black_box(&dad_probe)));
             }),
         ),
         (
             "parse IPv4 frame (other)",
             Box::new(|| {
-                black_box(parse(black_box(&ipv4)));
+                let _ = black_box(parse(black_box(&ipv4)));
             }),
         ),
         (
