@@ -25,6 +25,9 @@ const CLIENT4: Ipv4Addr = Ipv4Addr::new(192, 168, 2, 200);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd6c, 0x6a7e, 0x5f2b, 2, 0, 0, 0, 0x10);
 const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd6c, 0x6a7e, 0x5f2b, 2, 0, 0, 0, 0xc8);
 
+/// A named call to time.
+type Case<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
 /// The fastest round's nanoseconds per call of `call`.
 fn ns_per_call(mut call: impl FnMut()) -> f64 {
     for _ in 0..ITERATIONS / 10 {
@@ -52,7 +55,7 @@ fn main() {
     ipv4[..12].copy_from_slice(&arp_request[..12]);
     ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
 
-    let cases: [(&str, Box<dyn FnMut()>); 10] = [
+    let cases: [Case<'_>; 10] = [
         (
             "parse ARP request",
             Box::new(|| {

@@ -20,9 +20,9 @@
 //! broadcast, target hardware address zero: RFC 5227 §2.3's ARP Announcement, and what the Linux
 //! kernel itself sends (`arp_send(ARPOP_REQUEST, …, target_hw = NULL)`). RFC 5227 §3 explains why
 //! a request rather than a reply: every host processes a broadcast request, and updates an entry
-//! it already has for the sender, while some stacks ignore unsolicited replies. MetalLB sends a
-//! reply as well for hosts that only learn from replies; [`gratuitous_arp_reply`] builds that
-//! variant so the announcer can send both, as MetalLB does.
+//! it already has for the sender, while some stacks ignore unsolicited replies. Others only learn
+//! from replies, so the announcer follows each announcement with [`gratuitous_arp_reply`], a
+//! broadcast reply for the same address, as MetalLB does.
 
 use std::net::Ipv4Addr;
 
