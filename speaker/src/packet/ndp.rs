@@ -605,6 +605,15 @@ mod tests {
     }
 
     #[test]
+    fn an_option_length_pnet_would_overflow_on_is_refused_not_a_panic() {
+        // pnet computes an option's length as `units * 8` in u8: 32 units and up overflow it.
+        for units in [32, 255] {
+            let frame = edit_icmpv6(&hexdump(NEIGHBOR_SOLICITATION), |_, message| message[25] = units);
+            assert_eq!(solicitation(&frame), Err(PacketError::BadOption), "{units}");
+        }
+    }
+
+    #[test]
     fn a_byte_left_after_the_last_option_is_refused() {
         let frame = edit_icmpv6(&hexdump(NEIGHBOR_SOLICITATION), |_, message| message.push(0));
         assert_eq!(solicitation(&frame), Err(PacketError::BadOption));
