@@ -32,7 +32,7 @@ use crate::claims::ClaimLimiter;
 use crate::net::{ArpSocket, Interface, NdpSocket, Received};
 use crate::packet::{
     self, ArpKind, MacAddress, NdpSender, Packet, SolicitationKind, arp_probe, arp_reply, dad_probe_ns, gratuitous_arp,
-    neighbor_advertisement, unsolicited_na,
+    gratuitous_arp_reply, neighbor_advertisement, unsolicited_na,
 };
 use crate::telemetry::{ClaimDropped, Ignored, Metrics, Protocol};
 
@@ -193,10 +193,15 @@ impl Sender {
             .unwrap_or_default()
     }
 
-    /// One gratuitous ARP (IPv4) or unsolicited NA with Override (IPv6) for `address`.
+    /// One gratuitous ARP (IPv4) or unsolicited NA with Override (IPv6) for `address`. Gratuitous
+    /// ARP goes out twice, as a request and then as a reply, as MetalLB sends it: every stack
+    /// processes the broadcast request (RFC 5227 §3), but some only update their cache from replies.
     fn announce(&self, address: IpAddr) {
         match address {
-            IpAddr::V4(v4) => self.send(Protocol::Arp, &gratuitous_arp(self.mac, v4), true),
+            IpAddr::V4(v4) => {
+                self.send(Protocol::Arp, &gratuitous_arp(self.mac, v4), true);
+                self.send(Protocol::Arp, &gratuitous_arp_reply(self.mac, v4), true);
+            }
             IpAddr::V6(v6) => {
                 self.send(Protocol::Ndp, &unsolicited_na(self.ndp_sender(v6), v6), true);
             }

@@ -20,27 +20,26 @@
 //! broadcast, target hardware address zero: RFC 5227 §2.3's ARP Announcement, and what the Linux
 //! kernel itself sends (`arp_send(ARPOP_REQUEST, …, target_hw = NULL)`). RFC 5227 §3 explains why
 //! a request rather than a reply: every host processes a broadcast request, and updates an entry
-//! it already has for the sender, while some stacks ignore unsolicited replies. MetalLB sends a
-//! reply as well for hosts that only learn from replies; [`gratuitous_arp_reply`] builds that
-//! variant so the announcer can send both, as MetalLB does.
+//! it already has for the sender, while some stacks ignore unsolicited replies. Others only learn
+//! from replies, so the announcer follows each announcement with [`gratuitous_arp_reply`], a
+//! broadcast reply for the same address, as MetalLB does.
 
 use std::net::Ipv4Addr;
 
+use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
+use pnet_packet::ethernet::EtherTypes;
+
 use super::PacketError;
 use super::ethernet::{self, EtherType, MacAddress};
-use super::wire::{Reader, assemble};
 
 /// Length of an Ethernet/IPv4 ARP packet (RFC 826): 8 bytes of header, two MAC and two IPv4 addresses.
-pub const PACKET_LEN: usize = 28;
+pub const PACKET_LEN: usize = pnet_packet::arp::ArpPacket::minimum_packet_size();
 /// Length of a built ARP frame: Ethernet header plus ARP packet, unpadded (see the module docs).
 pub const FRAME_LEN: usize = ethernet::HEADER_LEN + PACKET_LEN;
 
-/// `ar$hrd` for Ethernet (RFC 826; IANA ARP hardware type 1).
-const HARDWARE_ETHERNET: u16 = 1;
-/// `ar$hln` for Ethernet: a MAC address is 6 bytes.
+/// `ar$hln` for Ethernet: a MAC address is 6 bytes. pnet's view reads the addresses at the offsets
+/// of Ethernet/IPv4 whatever the lengths say, so [`ArpPacket::parse`] checks them.
 const HARDWARE_LEN: u8 = 6;
-/// `ar$pro` for IPv4: its ethertype (RFC 826).
-const PROTOCOL_IPV4: u16 = 0x0800;
 /// `ar$pln` for IPv4: an address is 4 bytes.
 const PROTOCOL_LEN: u8 = 4;
 
@@ -62,12 +61,16 @@ impl ArpOperation {
         }
     }
 
-    fn from_code(code: u16) -> Result<Self, PacketError> {
-        match code {
-            1 => Ok(Self::Request),
-            2 => Ok(Self::Reply),
+    fn from_wire(operation: pnet_packet::arp::ArpOperation) -> Result<Self, PacketError> {
+        match operation {
+            ArpOperations::Request => Ok(Self::Request),
+            ArpOperations::Reply => Ok(Self::Reply),
             _ => Err(PacketError::BadArpOperation),
         }
+    }
+
+    fn to_wire(self) -> pnet_packet::arp::ArpOperation {
+        pnet_packet::arp::ArpOperation(self.code())
     }
 }
 
@@ -114,24 +117,19 @@ impl ArpPacket {
     /// [`PacketError::BadArpProtocol`] (RFC 826 says to discard what one does not speak), an
     /// operation other than request or reply [`PacketError::BadArpOperation`].
     pub fn parse(payload: &[u8]) -> Result<Self, PacketError> {
-        let mut reader = Reader::new(payload);
-        let hardware = reader.u16()?;
-        let protocol = reader.u16()?;
-        let hardware_len = reader.u8()?;
-        let protocol_len = reader.u8()?;
-        if hardware != HARDWARE_ETHERNET || hardware_len != HARDWARE_LEN {
+        let arp = pnet_packet::arp::ArpPacket::new(payload).ok_or(PacketError::Truncated)?;
+        if arp.get_hardware_type() != ArpHardwareTypes::Ethernet || arp.get_hw_addr_len() != HARDWARE_LEN {
             return Err(PacketError::BadArpHardware);
         }
-        if protocol != PROTOCOL_IPV4 || protocol_len != PROTOCOL_LEN {
+        if arp.get_protocol_type() != EtherTypes::Ipv4 || arp.get_proto_addr_len() != PROTOCOL_LEN {
             return Err(PacketError::BadArpProtocol);
         }
-        let operation = ArpOperation::from_code(reader.u16()?)?;
         Ok(Self {
-            operation,
-            sender_mac: MacAddress::new(*reader.array()?),
-            sender_ip: Ipv4Addr::from(*reader.array::<4>()?),
-            target_mac: MacAddress::new(*reader.array()?),
-            target_ip: Ipv4Addr::from(*reader.array::<4>()?),
+            operation: ArpOperation::from_wire(arp.get_operation())?,
+            sender_mac: arp.get_sender_hw_addr().into(),
+            sender_ip: arp.get_sender_proto_addr(),
+            target_mac: arp.get_target_hw_addr().into(),
+            target_ip: arp.get_target_proto_addr(),
         })
     }
 
@@ -206,17 +204,22 @@ fn frame(
     (sender_mac, sender_ip): (MacAddress, Ipv4Addr),
     (target_mac, target_ip): (MacAddress, Ipv4Addr),
 ) -> [u8; FRAME_LEN] {
-    assemble(&[
-        &ethernet::header(destination, sender_mac, EtherType::ARP),
-        &HARDWARE_ETHERNET.to_be_bytes(),
-        &PROTOCOL_IPV4.to_be_bytes(),
-        &[HARDWARE_LEN, PROTOCOL_LEN],
-        &operation.code().to_be_bytes(),
-        &sender_mac.octets(),
-        &sender_ip.octets(),
-        &target_mac.octets(),
-        &target_ip.octets(),
-    ])
+    let mut frame = [0; FRAME_LEN];
+    ethernet::write_header(&mut frame, destination, sender_mac, EtherType::ARP);
+    // Both views fit by construction (FRAME_LEN is their sum); should they not, the frame stays zero
+    // and the byte-exact tests fail, rather than the speaker panicking.
+    if let Some(mut arp) = frame.get_mut(ethernet::HEADER_LEN..).and_then(MutableArpPacket::new) {
+        arp.set_hardware_type(ArpHardwareTypes::Ethernet);
+        arp.set_protocol_type(EtherTypes::Ipv4);
+        arp.set_hw_addr_len(HARDWARE_LEN);
+        arp.set_proto_addr_len(PROTOCOL_LEN);
+        arp.set_operation(operation.to_wire());
+        arp.set_sender_hw_addr(sender_mac.into());
+        arp.set_sender_proto_addr(sender_ip);
+        arp.set_target_hw_addr(target_mac.into());
+        arp.set_target_proto_addr(target_ip);
+    }
+    frame
 }
 
 #[cfg(test)]

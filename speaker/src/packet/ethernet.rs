@@ -24,11 +24,15 @@
 use std::fmt;
 use std::str::FromStr;
 
+use pnet_base::MacAddr;
+use pnet_packet::Packet as _;
+use pnet_packet::ethernet::{EthernetPacket, MutableEthernetPacket};
+use pnet_packet::vlan::VlanPacket;
+
 use super::PacketError;
-use super::wire::{Reader, assemble};
 
 /// Length of an untagged Ethernet II header: destination, source, ethertype.
-pub const HEADER_LEN: usize = 14;
+pub const HEADER_LEN: usize = EthernetPacket::minimum_packet_size();
 
 /// A 48-bit IEEE 802 MAC address.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -76,6 +80,18 @@ impl MacAddress {
     pub fn ipv6_multicast(group: std::net::Ipv6Addr) -> Self {
         let [.., a, b, c, d] = group.octets();
         Self([0x33, 0x33, a, b, c, d])
+    }
+}
+
+impl From<MacAddr> for MacAddress {
+    fn from(mac: MacAddr) -> Self {
+        Self(mac.octets())
+    }
+}
+
+impl From<MacAddress> for MacAddr {
+    fn from(MacAddress([a, b, c, d, e, f]): MacAddress) -> Self {
+        Self::new(a, b, c, d, e, f)
     }
 }
 
@@ -168,24 +184,30 @@ impl<'a> EthernetFrame<'a> {
     /// station's source is always an individual address (IEEE 802 §8.2), the Linux bridge drops such
     /// frames too, and answering one would send a "unicast" reply to a group.
     pub fn parse(frame: &'a [u8]) -> Result<Self, PacketError> {
-        let mut reader = Reader::new(frame);
-        let destination = MacAddress(*reader.array()?);
-        let source = MacAddress(*reader.array()?);
-        let mut ethertype = EtherType(reader.u16()?);
+        let header = EthernetPacket::new(frame).ok_or(PacketError::Truncated)?;
+        let destination = MacAddress::from(header.get_destination());
+        let source = MacAddress::from(header.get_source());
         if source.is_multicast() || source.is_unspecified() {
             return Err(PacketError::BadEthernetSource);
         }
+        let mut ethertype = EtherType(header.get_ethertype().0);
         let mut vlan = None;
+        let mut payload_offset = HEADER_LEN;
         if ethertype == EtherType::VLAN {
-            let [high, low] = *reader.array()?;
+            let tag = VlanPacket::new(header.payload()).ok_or(PacketError::Truncated)?;
             vlan = Some(VlanTag {
-                priority: high >> 5,
-                drop_eligible: high & 0x10 != 0,
-                id: u16::from_be_bytes([high & 0x0f, low]),
+                priority: tag.get_priority_code_point().0,
+                drop_eligible: tag.get_drop_eligible_indicator() != 0,
+                id: tag.get_vlan_identifier(),
             });
-            ethertype = EtherType(reader.u16()?);
+            ethertype = EtherType(tag.get_ethertype().0);
+            payload_offset = HEADER_LEN.saturating_add(VlanPacket::minimum_packet_size());
         }
-        Ok(Self { destination, source, vlan, ethertype, payload: reader.rest() })
+        // pnet's views lend their payload only for as long as the view lives, while a `Packet<'a>`
+        // hands the caller slices of the frame itself: so the payload is cut here, at the offset the
+        // views above have just proved is inside the frame.
+        let payload = frame.get(payload_offset..).ok_or(PacketError::Truncated)?;
+        Ok(Self { destination, source, vlan, ethertype, payload })
     }
 
     /// The destination MAC address.
@@ -214,9 +236,18 @@ impl<'a> EthernetFrame<'a> {
     }
 }
 
-/// An untagged Ethernet II header, the first [`HEADER_LEN`] bytes of every frame the builders make.
-pub(super) fn header(destination: MacAddress, source: MacAddress, ethertype: EtherType) -> [u8; HEADER_LEN] {
-    assemble(&[&destination.0, &source.0, &ethertype.0.to_be_bytes()])
+/// Writes an untagged Ethernet II header into the first [`HEADER_LEN`] bytes of `frame`, the first
+/// thing every builder does.
+///
+/// Builders size `frame` from the same constants, so it is never too short; were it ever, nothing is
+/// written and the frame stays zero, which the builders' byte-exact tests catch, where a panic would
+/// take the speaker down.
+pub(super) fn write_header(frame: &mut [u8], destination: MacAddress, source: MacAddress, ethertype: EtherType) {
+    if let Some(mut header) = MutableEthernetPacket::new(frame) {
+        header.set_destination(destination.into());
+        header.set_source(source.into());
+        header.set_ethertype(pnet_packet::ethernet::EtherType(ethertype.0));
+    }
 }
 
 #[cfg(test)]
@@ -257,14 +288,16 @@ mod tests {
     #[test]
     fn a_multicast_or_zero_source_is_refused() {
         for source in [MacAddress::BROADCAST, MacAddress::new([0x33, 0x33, 0, 0, 0, 1]), MacAddress::UNSPECIFIED] {
-            let frame = header(MacAddress::BROADCAST, source, EtherType::ARP);
+            let mut frame = [0; HEADER_LEN];
+            write_header(&mut frame, MacAddress::BROADCAST, source, EtherType::ARP);
             assert_eq!(EthernetFrame::parse(&frame), Err(PacketError::BadEthernetSource), "{source}");
         }
     }
 
     #[test]
     fn header_writes_destination_source_ethertype() {
-        let built = header(MacAddress::BROADCAST, CLIENT_MAC, EtherType::IPV6);
+        let mut built = [0; HEADER_LEN];
+        write_header(&mut built, MacAddress::BROADCAST, CLIENT_MAC, EtherType::IPV6);
         assert_eq!(built, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0xc0, 0xa8, 0x02, 0xc8, 0x86, 0xdd]);
     }
 

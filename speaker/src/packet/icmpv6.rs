@@ -4,14 +4,25 @@
 //! Neighbor Discovery messages: [`Icmpv6Packet::parse`] reads type and code so [`super::parse`] can
 //! pick NS and NA out of everything else; [`checksum`] is the one checksum routine, used both to
 //! verify a received message and to fill in a built one.
+//!
+//! # Checksum
+//!
+//! The sum is pnet's: [`checksum`] is what `pnet_packet::icmpv6::checksum` computes (RFC 4443 §2.3,
+//! over the RFC 8200 §8.1 pseudo-header with next header 58, skipping the checksum field), taken
+//! from a slice so callers need no typed view. That is right for Neighbor Discovery, which uses the
+//! plain ICMPv6 checksum. What pnet does not do is verify: [`Icmpv6Packet::checksum_is_valid`]
+//! compares, and accepts either form of ones'-complement zero as a receiver must (RFC 1071 §3).
 
 use std::net::Ipv6Addr;
 
+use pnet_packet::ip::IpNextHeaderProtocols;
+
 use super::PacketError;
-use super::wire::Reader;
 
 /// The IPv6 next-header value of ICMPv6 (RFC 4443 §1).
 pub const NEXT_HEADER: u8 = 58;
+/// The checksum field is the second 16-bit word of the message, which the sum leaves out.
+const CHECKSUM_WORD: usize = 1;
 
 /// An ICMPv6 message: type, code, checksum and body (RFC 4443 §2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,10 +41,20 @@ impl<'a> Icmpv6Packet<'a> {
     /// for its 4-byte header is a length field that lies: [`PacketError::BadLength`]. The checksum is
     /// not verified here; [`Self::checksum_is_valid`] does it once the type says the message matters.
     pub fn parse(message: &'a [u8]) -> Result<Self, PacketError> {
-        let mut reader = Reader::new(message);
-        let [message_type, code] = *reader.array().map_err(|_| PacketError::BadLength)?;
-        let checksum = reader.u16().map_err(|_| PacketError::BadLength)?;
-        Ok(Self { message, message_type, code, checksum, body: reader.rest() })
+        let header = pnet_packet::icmpv6::Icmpv6Packet::new(message).ok_or(PacketError::BadLength)?;
+        let body = message.get(pnet_packet::icmpv6::Icmpv6Packet::minimum_packet_size()..).unwrap_or_default();
+        Ok(Self {
+            message,
+            message_type: header.get_icmpv6_type().0,
+            code: header.get_icmpv6_code().0,
+            checksum: header.get_checksum(),
+            body,
+        })
+    }
+
+    /// The whole message, header included, for the Neighbor Discovery views.
+    pub(super) fn message(&self) -> &'a [u8] {
+        self.message
     }
 
     /// The message type; 135 and 136 are Neighbor Solicitation and Advertisement (RFC 4861 §4).
@@ -56,41 +77,23 @@ impl<'a> Icmpv6Packet<'a> {
         self.body
     }
 
-    /// Whether the checksum is right for a message sent from `source` to `destination`: summing
-    /// the pseudo-header and the message, checksum field included, gives all ones (RFC 1071 §1).
+    /// Whether the checksum is right for a message sent from `source` to `destination`.
+    ///
+    /// The field must equal the computed checksum, except that where that is `0x0000` a sender may
+    /// equally have written `0xffff`, the other ones'-complement zero: summing the message with
+    /// either gives all ones, which is the test RFC 1071 §1 and Linux's receive path apply.
     pub fn checksum_is_valid(&self, source: Ipv6Addr, destination: Ipv6Addr) -> bool {
-        checksum(source, destination, self.message) == 0
+        let expected = checksum(source, destination, self.message);
+        self.checksum == expected || (expected == 0 && self.checksum == 0xffff)
     }
 }
 
-/// The ICMPv6 checksum of `message` sent from `source` to `destination` (RFC 4443 §2.3): the ones'
-/// complement of the ones' complement sum (RFC 1071) of the IPv6 pseudo-header (RFC 8200 §8.1) and
-/// the message.
-///
-/// For a message whose checksum field is zero this is the value to write into it; for a received
-/// message it is zero exactly when the checksum it carries is right.
+/// The ICMPv6 checksum of `message` sent from `source` to `destination` (RFC 4443 §2.3): the value
+/// its checksum field must hold. The field's own content is left out of the sum, so it need not be
+/// zeroed first. See the module docs for where the sum comes from.
 pub fn checksum(source: Ipv6Addr, destination: Ipv6Addr, message: &[u8]) -> u16 {
-    // RFC 8200 §8.1: the upper-layer length is a 32-bit field. It is summed here as 64 bits so no
-    // conversion can fail or truncate; the extra high word is zero and adds nothing.
-    let length = u64::try_from(message.len()).unwrap_or(u64::MAX).to_be_bytes();
-    let sum = [&source.octets()[..], &destination.octets(), &length, &[0, 0, 0, NEXT_HEADER], message]
-        .iter()
-        .fold(0, |sum, part| ones_complement_sum(sum, part));
-    !sum
+    pnet_packet::util::ipv6_checksum(message, CHECKSUM_WORD, &[], &source, &destination, IpNextHeaderProtocols::Icmpv6)
 }
-
-/// Adds `bytes`, as big-endian 16-bit words, to `sum` with end-around carry (RFC 1071 §4.1). An odd
-/// trailing byte is padded with zero. Every part the checksum covers except the last has even
-/// length, so summing part by part equals summing their concatenation.
-fn ones_complement_sum(sum: u16, bytes: &[u8]) -> u16 {
-    let (words, odd) = bytes.as_chunks::<2>();
-    let trailing = odd.first().map(|&byte| [byte, 0]);
-    words.iter().chain(trailing.as_ref()).fold(sum, |sum, &word| {
-        let (total, carry) = sum.overflowing_add(u16::from_be_bytes(word));
-        total.wrapping_add(u16::from(carry))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,15 +141,52 @@ mod tests {
         });
     }
 
-    #[test]
-    fn an_odd_trailing_byte_is_padded_with_zero() {
-        assert_eq!(ones_complement_sum(0, &[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+    /// RFC 1071 §4.1 written out, independently of pnet: the ones'-complement sum of big-endian
+    /// words with end-around carry, an odd trailing byte padded with zero.
+    fn rfc_1071_checksum(source: Ipv6Addr, destination: Ipv6Addr, message: &[u8]) -> u16 {
+        let length = u32::try_from(message.len()).expect("fits").to_be_bytes();
+        let mut bytes =
+            [&source.octets()[..], &destination.octets(), &length, &[0, 0, 0, NEXT_HEADER], message].concat();
+        bytes[42..44].fill(0); // the checksum field: after 40 bytes of pseudo-header, at offset 2
+        if bytes.len() % 2 == 1 {
+            bytes.push(0);
+        }
+        let mut sum: u32 = bytes.chunks(2).map(|word| u32::from(u16::from_be_bytes([word[0], word[1]]))).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
     }
 
     #[test]
-    fn the_sum_carries_around_the_end() {
-        assert_eq!(ones_complement_sum(0xffff, &[0x00, 0x02]), 0x0002);
-        assert_eq!(ones_complement_sum(0, &[0xff, 0xff, 0xff, 0xff]), 0xffff);
+    fn the_other_zero_is_accepted_where_the_checksum_is_zero() {
+        with_icmp(NEIGHBOR_SOLICITATION, |ipv6, _| {
+            // Pick the last two bytes of the option so that the sum without the field is all ones.
+            let mut message = ipv6.payload().to_vec();
+            let len = message.len();
+            message[len - 2..].fill(0);
+            message[2..4].fill(0);
+            let without = !checksum(ipv6.source(), ipv6.destination(), &message);
+            message[len - 2..].copy_from_slice(&(0xffff - without).to_be_bytes());
+            assert_eq!(checksum(ipv6.source(), ipv6.destination(), &message), 0);
+            for field in [0x0000u16, 0xffff] {
+                message[2..4].copy_from_slice(&field.to_be_bytes());
+                let icmp = Icmpv6Packet::parse(&message).expect("parses");
+                assert!(icmp.checksum_is_valid(ipv6.source(), ipv6.destination()), "{field:#06x}");
+            }
+        });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pnets_checksum_is_rfc_1071_for_any_message(
+            source in proptest::prelude::any::<[u8; 16]>(),
+            destination in proptest::prelude::any::<[u8; 16]>(),
+            message in proptest::collection::vec(proptest::prelude::any::<u8>(), 4..200),
+        ) {
+            let (source, destination) = (Ipv6Addr::from(source), Ipv6Addr::from(destination));
+            proptest::prop_assert_eq!(checksum(source, destination, &message), rfc_1071_checksum(source, destination, &message));
+        }
     }
 
     #[test]

@@ -21,11 +21,13 @@
 
 use std::net::Ipv6Addr;
 
+use pnet_packet::ip::IpNextHeaderProtocol;
+use pnet_packet::ipv6::MutableIpv6Packet;
+
 use super::PacketError;
-use super::wire::{Reader, assemble};
 
 /// Length of the IPv6 fixed header.
-pub const HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = pnet_packet::ipv6::Ipv6Packet::minimum_packet_size();
 
 /// The IPv6 header of a received packet, and the payload it announces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,25 +47,22 @@ impl<'a> Ipv6Packet<'a> {
     /// A version other than 6 is [`PacketError::BadIpVersion`]; a buffer shorter than the header
     /// or than the payload length it announces is [`PacketError::Truncated`].
     pub fn parse(packet: &'a [u8]) -> Result<Self, PacketError> {
-        let mut reader = Reader::new(packet);
-        // RFC 8200 §3: version (4 bits), traffic class (8), flow label (20).
-        let [first, second, third, fourth] = *reader.array()?;
-        if first >> 4 != 6 {
+        let header = pnet_packet::ipv6::Ipv6Packet::new(packet).ok_or(PacketError::Truncated)?;
+        if header.get_version() != 6 {
             return Err(PacketError::BadIpVersion);
         }
-        let payload_len = usize::from(reader.u16()?);
-        let next_header = reader.u8()?;
-        let hop_limit = reader.u8()?;
-        let source = Ipv6Addr::from(*reader.array::<16>()?);
-        let destination = Ipv6Addr::from(*reader.array::<16>()?);
-        let payload = reader.rest().get(..payload_len).ok_or(PacketError::Truncated)?;
+        // pnet's payload() quietly stops at the end of the buffer; a payload length past it is a
+        // frame cut short, which is ours to report. Cut here, too, so the slice borrows the frame.
+        let payload_len = usize::from(header.get_payload_length());
+        let payload =
+            packet.get(HEADER_LEN..).and_then(|rest| rest.get(..payload_len)).ok_or(PacketError::Truncated)?;
         Ok(Self {
-            traffic_class: (first << 4) | (second >> 4),
-            flow_label: u32::from_be_bytes([0, second & 0x0f, third, fourth]),
-            next_header,
-            hop_limit,
-            source,
-            destination,
+            traffic_class: header.get_traffic_class(),
+            flow_label: header.get_flow_label(),
+            next_header: header.get_next_header().0,
+            hop_limit: header.get_hop_limit(),
+            source: header.get_source(),
+            destination: header.get_destination(),
             payload,
         })
     }
@@ -104,21 +103,25 @@ impl<'a> Ipv6Packet<'a> {
     }
 }
 
-/// An IPv6 fixed header with traffic class and flow label zero.
-pub(super) fn header(
+/// Writes an IPv6 fixed header with traffic class and flow label zero into the first [`HEADER_LEN`]
+/// bytes of `packet`. As with [`super::ethernet::write_header`], a buffer too short (which the
+/// builders never pass) is left as it is rather than a panic.
+pub(super) fn write_header(
+    packet: &mut [u8],
     source: Ipv6Addr,
     destination: Ipv6Addr,
     next_header: u8,
     hop_limit: u8,
     payload_len: u16,
-) -> [u8; HEADER_LEN] {
-    assemble(&[
-        &[0x60, 0, 0, 0],
-        &payload_len.to_be_bytes(),
-        &[next_header, hop_limit],
-        &source.octets(),
-        &destination.octets(),
-    ])
+) {
+    if let Some(mut header) = MutableIpv6Packet::new(packet) {
+        header.set_version(6);
+        header.set_payload_length(payload_len);
+        header.set_next_header(IpNextHeaderProtocol(next_header));
+        header.set_hop_limit(hop_limit);
+        header.set_source(source);
+        header.set_destination(destination);
+    }
 }
 
 #[cfg(test)]
@@ -178,8 +181,9 @@ mod tests {
     fn header_round_trips() {
         let source = "fe80::ff:fe00:1".parse().expect("address");
         let destination = "ff02::1".parse().expect("address");
-        let mut bytes = header(source, destination, 58, 255, 4).to_vec();
-        bytes.extend_from_slice(&[1, 2, 3, 4]);
+        let mut bytes = vec![0; HEADER_LEN + 4];
+        write_header(&mut bytes, source, destination, 58, 255, 4);
+        bytes[HEADER_LEN..].copy_from_slice(&[1, 2, 3, 4]);
         let ipv6 = Ipv6Packet::parse(&bytes).expect("parses");
         assert_eq!((ipv6.source(), ipv6.destination()), (source, destination));
         assert_eq!((ipv6.next_header(), ipv6.hop_limit(), ipv6.payload()), (58, 255, &[1, 2, 3, 4][..]));

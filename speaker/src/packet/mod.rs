@@ -9,8 +9,11 @@
 //! [`dad_probe_ns`]). The socket sends the bytes as they are.
 //!
 //! This module does no I/O and holds no state: it is pure parsing and building, tested from byte
-//! dumps and fuzzed (`fuzz/`). Every field comes off the wire through checked slice operations, so
-//! no frame, however short or hostile, can make it panic; the lints below keep it that way.
+//! dumps and fuzzed (`fuzz/`). Every header is read and written through `pnet_packet`'s views,
+//! whose constructors refuse a buffer shorter than the header; what is ours is the validation pnet
+//! does not do (the RFC checks each layer's docs list, lengths against the buffer, the option walk)
+//! and the slicing of payloads, all with checked slice operations. So no frame, however short or
+//! hostile, can make it panic; the lints below keep our part that way.
 //!
 //! One module per layer: [`ethernet`], [`arp`], [`ipv6`], [`icmpv6`], [`ndp`]. The types and
 //! builders the announcer uses are re-exported here.
@@ -39,7 +42,6 @@ pub mod ipv6;
 pub mod ndp;
 #[cfg(test)]
 mod test_vectors;
-mod wire;
 
 pub use arp::{ArpKind, ArpOperation, ArpPacket, arp_probe, arp_reply, gratuitous_arp, gratuitous_arp_reply};
 pub use ethernet::{EtherType, EthernetFrame, MacAddress, ParseMacAddressError, VlanTag};

@@ -19,11 +19,17 @@
 
 use std::net::Ipv6Addr;
 
+use pnet_packet::Packet as _;
+use pnet_packet::icmpv6::Icmpv6Code;
+use pnet_packet::icmpv6::ndp::{
+    Icmpv6Codes, MutableNdpOptionPacket, MutableNeighborAdvertPacket, MutableNeighborSolicitPacket, NdpOptionPacket,
+    NdpOptionType, NdpOptionTypes, NeighborAdvertFlags, NeighborAdvertPacket, NeighborSolicitPacket,
+};
+
 use super::PacketError;
 use super::ethernet::{self, EtherType, MacAddress};
 use super::icmpv6::{self, Icmpv6Packet};
 use super::ipv6::{self, Ipv6Packet};
-use super::wire::{Reader, assemble};
 
 /// ICMPv6 type of a Neighbor Solicitation (RFC 4861 §4.3).
 pub const NEIGHBOR_SOLICITATION: u8 = 135;
@@ -35,12 +41,10 @@ pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 /// RFC 4861 §7.1: every ND message is sent with hop limit 255, and a receiver drops any other value;
 /// since routers decrement it, 255 proves the sender is on the link.
 const HOP_LIMIT: u8 = 255;
-/// Source Link-Layer Address option type (RFC 4861 §4.6.1).
-const OPTION_SOURCE_LINK_LAYER: u8 = 1;
-/// Target Link-Layer Address option type (RFC 4861 §4.6.1).
-const OPTION_TARGET_LINK_LAYER: u8 = 2;
 /// Option lengths count 8-byte units, type and length bytes included (RFC 4861 §4.6).
 const OPTION_UNIT: usize = 8;
+/// NS and NA alike: type, code, checksum, a 4-byte word and the target, then options (§4.3, §4.4).
+const MESSAGE_LEN: usize = NeighborSolicitPacket::minimum_packet_size();
 
 /// The solicited-node multicast group of `address`: `ff02::1:ff00:0/104` followed by the low 24 bits
 /// of the address (RFC 4291 §2.7.1). Solicitations for `address` are sent there, so a node answering
@@ -144,11 +148,22 @@ pub struct AdvertisementFlags {
 
 impl AdvertisementFlags {
     fn from_byte(byte: u8) -> Self {
-        Self { router: byte & 0x80 != 0, solicited: byte & 0x40 != 0, override_: byte & 0x20 != 0 }
+        Self {
+            router: byte & NeighborAdvertFlags::Router != 0,
+            solicited: byte & NeighborAdvertFlags::Solicited != 0,
+            override_: byte & NeighborAdvertFlags::Override != 0,
+        }
     }
 
     fn to_byte(self) -> u8 {
-        (u8::from(self.router) << 7) | (u8::from(self.solicited) << 6) | (u8::from(self.override_) << 5)
+        [
+            (self.router, NeighborAdvertFlags::Router),
+            (self.solicited, NeighborAdvertFlags::Solicited),
+            (self.override_, NeighborAdvertFlags::Override),
+        ]
+        .into_iter()
+        .filter(|&(set, _)| set)
+        .fold(0, |byte, (_, flag)| byte | flag)
     }
 }
 
@@ -167,7 +182,7 @@ impl NeighborAdvertisement {
     /// has type [`NEIGHBOR_ADVERTISEMENT`].
     pub(super) fn parse(ipv6: &Ipv6Packet<'_>, icmp: &Icmpv6Packet<'_>) -> Result<Self, PacketError> {
         // The 29 reserved bits after the flags "MUST be ignored by the receiver" (RFC 4861 §4.4).
-        let Body { first_word: [flags, ..], target, options } = Body::parse(ipv6, icmp)?;
+        let Body { flags, target, options } = Body::parse(ipv6, icmp)?;
         let flags = AdvertisementFlags::from_byte(flags);
         // RFC 4861 §7.1.2: an advertisement to a multicast group cannot be an answer.
         if flags.solicited && ipv6.destination().is_multicast() {
@@ -208,10 +223,14 @@ impl NeighborAdvertisement {
     }
 }
 
-/// The part NS and NA share: a 4-byte word (reserved, or flags and reserved), the target address,
-/// and options. Parsed in one place so both messages get the same RFC 4861 §7.1 checks.
+/// The part NS and NA share: the target address and the options, and for NA the flags. Parsed in
+/// one place so both messages get the same RFC 4861 §7.1 checks.
+///
+/// pnet's NS/NA views read the fixed fields; the checks are ours, as pnet makes none of them: it
+/// neither checks hop limit, code nor checksum, and its option iterator steps over a zero-length
+/// option instead of refusing it (and overflows a `u8` on a length of 32 or more units).
 struct Body {
-    first_word: [u8; 4],
+    flags: u8,
     target: Ipv6Addr,
     options: LinkLayerOptions,
 }
@@ -225,23 +244,28 @@ impl Body {
         if !icmp.checksum_is_valid(ipv6.source(), ipv6.destination()) {
             return Err(PacketError::BadChecksum);
         }
-        if icmp.code() != 0 {
+        if Icmpv6Code(icmp.code()) != Icmpv6Codes::NoCode {
             return Err(PacketError::BadIcmpCode);
         }
         // "ICMP length (derived from the IP length) is 24 or more octets": the IP layer has already
-        // checked the bytes are there, so a short message is a short length, not a cut frame.
-        let mut reader = Reader::new(icmp.body());
-        let first_word = *reader.array().map_err(|_| PacketError::BadLength)?;
-        let target = Ipv6Addr::from(*reader.array::<16>().map_err(|_| PacketError::BadLength)?);
+        // checked the bytes are there, so a short message is a short length, not a cut frame. The
+        // reserved bits "MUST be ignored by the receiver" (§4.3, §4.4), so they are not read.
+        let message = icmp.message();
+        let (flags, target) = if icmp.message_type() == NEIGHBOR_ADVERTISEMENT {
+            NeighborAdvertPacket::new(message).map(|na| (na.get_flags(), na.get_target_addr()))
+        } else {
+            NeighborSolicitPacket::new(message).map(|ns| (0, ns.get_target_addr()))
+        }
+        .ok_or(PacketError::BadLength)?;
         if target.is_multicast() {
             return Err(PacketError::BadTarget);
         }
-        let options = LinkLayerOptions::parse(reader.rest())?;
+        let options = LinkLayerOptions::parse(message.get(MESSAGE_LEN..).unwrap_or_default())?;
         // RFC 4291 §2.7: a multicast address is never a source.
         if ipv6.source().is_multicast() {
             return Err(PacketError::BadSource);
         }
-        Ok(Self { first_word, target, options })
+        Ok(Self { flags, target, options })
     }
 }
 
@@ -254,21 +278,22 @@ struct LinkLayerOptions {
 }
 
 impl LinkLayerOptions {
-    /// Walks the options (RFC 4861 §4.6): type, length in 8-byte units, data.
+    /// Walks the options (RFC 4861 §4.6): type, length in 8-byte units, data. pnet's view reads each
+    /// option's type and length; the walk, with its two checks, is ours (see [`Body`]).
     fn parse(mut options: &[u8]) -> Result<Self, PacketError> {
         let mut found = Self::default();
         while !options.is_empty() {
-            let [kind, units] = *options.first_chunk().ok_or(PacketError::BadOption)?;
+            let header = NdpOptionPacket::new(options).ok_or(PacketError::BadOption)?;
             // §4.6: "Nodes MUST silently discard an ND packet that contains an option with length zero."
             // §7.1: every option must also end inside the message.
-            let len = usize::from(units).saturating_mul(OPTION_UNIT);
+            let len = usize::from(header.get_length()).saturating_mul(OPTION_UNIT);
             if len == 0 {
                 return Err(PacketError::BadOption);
             }
             let (option, rest) = options.split_at_checked(len).ok_or(PacketError::BadOption)?;
-            let slot = match kind {
-                OPTION_SOURCE_LINK_LAYER => Some(&mut found.source),
-                OPTION_TARGET_LINK_LAYER => Some(&mut found.target),
+            let slot = match header.get_option_type() {
+                NdpOptionTypes::SourceLLAddr => Some(&mut found.source),
+                NdpOptionTypes::TargetLLAddr => Some(&mut found.target),
                 // §4.6: options a receiver does not recognise are skipped.
                 _ => None,
             };
@@ -281,21 +306,20 @@ impl LinkLayerOptions {
         }
         Ok(found)
     }
-
-    /// Laid out as a Target or Source Link-Layer Address option for Ethernet.
-    fn emit(kind: u8, mac: MacAddress) -> [u8; OPTION_UNIT] {
-        assemble(&[&[kind, 1], &mac.octets()])
-    }
 }
 
 /// The MAC in a link-layer address option. Over Ethernet the option is exactly one unit: type,
 /// length 1, six bytes of address (RFC 2464 §6); anything else is malformed (Linux drops it too).
 fn link_layer_address(option: &[u8]) -> Result<MacAddress, PacketError> {
-    match *option {
-        [_, 1, a, b, c, d, e, f] => Ok(MacAddress::new([a, b, c, d, e, f])),
-        _ => Err(PacketError::BadOption),
-    }
+    let option =
+        NdpOptionPacket::new(option).filter(|option| option.get_length() == 1).ok_or(PacketError::BadOption)?;
+    // With length 1 pnet's payload is the six bytes after type and length.
+    let octets = <[u8; 6]>::try_from(option.payload()).map_err(|_| PacketError::BadOption)?;
+    Ok(MacAddress::new(octets))
 }
+
+/// A link-layer address option for a built message: which one, and the MAC it carries.
+type LinkLayerOption = (NdpOptionType, MacAddress);
 
 /// Who an ND message is sent from: a MAC, and the IPv6 source (the announced address itself, see
 /// the module docs).
@@ -330,7 +354,7 @@ pub fn neighbor_advertisement(
         NEIGHBOR_ADVERTISEMENT,
         flags.to_byte(),
         target,
-        Some(LinkLayerOptions::emit(OPTION_TARGET_LINK_LAYER, from.mac)),
+        Some((NdpOptionTypes::TargetLLAddr, from.mac)),
     )
 }
 
@@ -364,22 +388,50 @@ fn frame(
     message_type: u8,
     flags: u8,
     target: Ipv6Addr,
-    option: Option<[u8; OPTION_UNIT]>,
+    option: Option<LinkLayerOption>,
 ) -> Vec<u8> {
-    let option: &[u8] = option.as_ref().map_or(&[], |option| option);
-    let mut message = [&[message_type, 0, 0, 0][..], &[flags, 0, 0, 0], &target.octets(), option].concat();
-    let checksum = icmpv6::checksum(source, destination, &message);
-    if let Some(field) = message.get_mut(2..4) {
-        field.copy_from_slice(&checksum.to_be_bytes());
-    }
+    let message_len = MESSAGE_LEN.saturating_add(option.map_or(0, |_| OPTION_UNIT));
+    let headers_len = ethernet::HEADER_LEN.saturating_add(ipv6::HEADER_LEN);
+    let mut frame = vec![0; headers_len.saturating_add(message_len)];
+    ethernet::write_header(&mut frame, destination_mac, source_mac, EtherType::IPV6);
     // At most 32 bytes: the fallback cannot happen, and would give a frame that fails to parse, not a panic.
-    let payload_len = u16::try_from(message.len()).unwrap_or(u16::MAX);
-    [
-        &ethernet::header(destination_mac, source_mac, EtherType::IPV6)[..],
-        &ipv6::header(source, destination, icmpv6::NEXT_HEADER, HOP_LIMIT, payload_len),
-        &message,
-    ]
-    .concat()
+    let payload_len = u16::try_from(message_len).unwrap_or(u16::MAX);
+    if let Some(packet) = frame.get_mut(ethernet::HEADER_LEN..) {
+        ipv6::write_header(packet, source, destination, icmpv6::NEXT_HEADER, HOP_LIMIT, payload_len);
+    }
+    if let Some(message) = frame.get_mut(headers_len..) {
+        write_message(message, message_type, flags, target, option);
+        let checksum = icmpv6::checksum(source, destination, message);
+        if let Some(mut header) = pnet_packet::icmpv6::MutableIcmpv6Packet::new(message) {
+            header.set_checksum(checksum);
+        }
+    }
+    frame
+}
+
+/// Writes an NS or NA (by `message_type`) with its option, checksum left zero, into `message`, which
+/// [`frame`] has sized for exactly that. A buffer too short for a view is left zero, not a panic.
+fn write_message(message: &mut [u8], message_type: u8, flags: u8, target: Ipv6Addr, option: Option<LinkLayerOption>) {
+    if message_type == NEIGHBOR_ADVERTISEMENT {
+        if let Some(mut na) = MutableNeighborAdvertPacket::new(message) {
+            na.set_icmpv6_type(pnet_packet::icmpv6::Icmpv6Types::NeighborAdvert);
+            na.set_icmpv6_code(Icmpv6Codes::NoCode);
+            na.set_flags(flags);
+            na.set_target_addr(target);
+        }
+    } else if let Some(mut ns) = MutableNeighborSolicitPacket::new(message) {
+        ns.set_icmpv6_type(pnet_packet::icmpv6::Icmpv6Types::NeighborSolicit);
+        ns.set_icmpv6_code(Icmpv6Codes::NoCode);
+        ns.set_target_addr(target);
+    }
+    let slot = message.get_mut(MESSAGE_LEN..).and_then(MutableNdpOptionPacket::new);
+    if let (Some((option_type, mac)), Some(mut slot)) = (option, slot) {
+        slot.set_option_type(option_type);
+        slot.set_length(1);
+        // pnet asserts the data fits the length just set: length 1 leaves six bytes, a MAC is six,
+        // and `slot` is the eight bytes `frame` added for the option.
+        slot.set_data(&mac.octets());
+    }
 }
 
 #[cfg(test)]
@@ -550,6 +602,15 @@ mod tests {
     fn an_option_running_past_the_message_is_refused() {
         let frame = edit_icmpv6(&hexdump(NEIGHBOR_SOLICITATION), |_, message| message[25] = 2);
         assert_eq!(solicitation(&frame), Err(PacketError::BadOption));
+    }
+
+    #[test]
+    fn an_option_length_pnet_would_overflow_on_is_refused_not_a_panic() {
+        // pnet computes an option's length as `units * 8` in u8: 32 units and up overflow it.
+        for units in [32, 255] {
+            let frame = edit_icmpv6(&hexdump(NEIGHBOR_SOLICITATION), |_, message| message[25] = units);
+            assert_eq!(solicitation(&frame), Err(PacketError::BadOption), "{units}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{Claim, Responder};
 use crate::net::{ArpSocket, Interface, link};
-use crate::packet::{self, Packet, dad_probe_ns, gratuitous_arp};
+use crate::packet::{self, ArpKind, Packet, dad_probe_ns, gratuitous_arp};
 use crate::telemetry::Metrics;
 use crate::testlab::{Lab, MAC_A, MAC_B, VIP4, VIP6, spawn_in};
 
@@ -100,10 +100,13 @@ fn answers_what_it_owns_and_drops_and_counts_everything_else() {
             (ArpSocket::open(eth0.index).expect("arp eth0"), ArpSocket::open(eth1.index).expect("arp eth1"));
         ready.recv().expect("the node side is ready");
 
-        // Take-over: a gratuitous ARP (sender = target = the VIP) from the node's MAC.
-        let gratuitous =
-            next_arp(&arp0, Duration::from_secs(2), |arp| arp.sender_ip() == VIP4 && arp.target_ip() == VIP4);
-        assert!(gratuitous.await, "no gratuitous ARP for {VIP4} on take-over");
+        // Take-over: a gratuitous ARP (sender = target = the VIP) from the node's MAC, as a request
+        // and then as a reply, for hosts that learn only from replies.
+        for kind in [ArpKind::Announcement, ArpKind::GratuitousReply] {
+            let gratuitous =
+                next_arp(&arp0, Duration::from_secs(2), |arp| arp.kind() == kind && arp.target_ip() == VIP4);
+            assert!(gratuitous.await, "no gratuitous ARP {kind:?} for {VIP4} on take-over");
+        }
 
         // Bad input, each of which must be dropped and counted.
         let valid = request(VIP4);
