@@ -28,6 +28,9 @@ pub mod condition_type {
     /// True when a host that is not an ironlb speaker uses an address the pool allocated, as a
     /// speaker found on the wire; the message names the address, the host's MAC and the node.
     pub const ADDRESS_CONFLICT: &str = "AddressConflict";
+    /// True when one of the pool's entries holds a node's own address (as the node's speaker
+    /// publishes its interfaces); the message names the node, the address and the entry.
+    pub const NODE_ADDRESS_IN_POOL: &str = "NodeAddressInPool";
 }
 
 /// Condition reasons of an `IPAddressPool`, CamelCase as Kubernetes requires.
@@ -52,6 +55,10 @@ pub mod condition_reason {
     pub const ADDRESS_CLAIMED: &str = "AddressClaimed";
     /// `AddressConflict=False`.
     pub const NO_ADDRESS_CONFLICT: &str = "NoAddressConflict";
+    /// `NodeAddressInPool=True`.
+    pub const NODE_ADDRESS_IN_POOL: &str = "NodeAddressInPool";
+    /// `NodeAddressInPool=False`.
+    pub const NO_NODE_ADDRESS: &str = "NoNodeAddress";
     /// A pool's `Invalid=True`, or an L2Advertisement's `Ready=False`: a label selector
     /// Kubernetes would refuse (see [`crate::selector`]); the message names it.
     pub const INVALID_SELECTOR: &str = "InvalidSelector";

@@ -6,8 +6,10 @@
 //! allocator: the last valid spec keeps serving, so an invalid edit disturbs
 //! no Service that already has an address. Its `Invalid` condition says why.
 
-use ironlb_crds::address::Family;
-use ironlb_crds::announcer::PublishedConflict;
+use std::net::IpAddr;
+
+use ironlb_crds::address::{AddressRange, Family, node_addresses_in_pool, parse_entry};
+use ironlb_crds::announcer::{NodeFacts, PublishedConflict};
 use ironlb_crds::selector::parse_selectors;
 use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as KubeSelector;
@@ -61,13 +63,15 @@ fn selectors(selectors: &[KubeSelector], field: &str) -> Result<Vec<LabelSelecto
 /// renders them, counts and conditions. `view` is absent when the allocator
 /// does not know the pool (its spec was never valid: nothing is listed);
 /// `invalid` is the current spec's problem; `reported` the address conflicts
-/// the speakers report (every pool's; the ones of this pool's listed addresses count).
+/// the speakers report (every pool's; the ones of this pool's listed addresses count);
+/// `node_addresses` every node's own addresses ([`node_addresses`]).
 pub(crate) fn pool_status(
     pool: &IPAddressPool,
     view: Option<PoolView<'_>>,
     listing: &Listing,
     invalid: Option<&InvalidPool>,
     reported: &[(String, PublishedConflict)],
+    node_addresses: &[(String, IpAddr)],
     now: Timestamp,
 ) -> IPAddressPoolStatus {
     let mut status = IPAddressPoolStatus { observed_generation: pool.metadata.generation, ..Default::default() };
@@ -112,6 +116,14 @@ pub(crate) fn pool_status(
                 format!("{}; those addresses are not allocated from this pool", conflict_text.join("; ")),
             )
         },
+        match nodes_in_pool(pool, node_addresses) {
+            None => {
+                condition(condition_type::NODE_ADDRESS_IN_POOL, false, condition_reason::NO_NODE_ADDRESS, String::new())
+            }
+            Some(message) => {
+                condition(condition_type::NODE_ADDRESS_IN_POOL, true, condition_reason::NODE_ADDRESS_IN_POOL, message)
+            }
+        },
         match address_conflicts {
             None => {
                 condition(condition_type::ADDRESS_CONFLICT, false, condition_reason::NO_ADDRESS_CONFLICT, String::new())
@@ -146,8 +158,53 @@ pub(crate) fn pool_status(
     status
 }
 
-/// How many conflicts the `AddressConflict` message spells out; the rest are counted.
+/// How many conflicts the `AddressConflict` and `NodeAddressInPool` messages spell out; the
+/// rest are counted.
 const CONFLICTS_SPELLED_OUT: usize = 5;
+
+/// Every node's own addresses, as their speakers publish them: the addresses of the interfaces
+/// fit for announcing by default. Left out are the interfaces a host puts addresses on that are
+/// not its own on the LAN — above all kube-proxy's `kube-ipvs0` (NOARP), which holds every
+/// LoadBalancer address in IPVS mode and would make every allocation look like a node's.
+pub(crate) fn node_addresses(nodes: &[NodeFacts]) -> Vec<(String, IpAddr)> {
+    nodes
+        .iter()
+        .flat_map(|node| {
+            node.interfaces.iter().filter(|interface| interface.announce_by_default).flat_map(move |interface| {
+                interface.addresses.iter().map(move |(address, _)| (node.name.clone(), *address))
+            })
+        })
+        .collect()
+}
+
+/// The message of a true `NodeAddressInPool` condition: which node addresses lie in which
+/// entries of the pool, judged exactly ([`node_addresses_in_pool`]).
+fn nodes_in_pool(pool: &IPAddressPool, node_addresses: &[(String, IpAddr)]) -> Option<String> {
+    let entries: Vec<(&String, AddressRange)> =
+        pool.spec.addresses.iter().filter_map(|entry| Some((entry, parse_entry(entry).ok()?))).collect();
+    let ranges: Vec<AddressRange> = entries.iter().map(|(_, range)| *range).collect();
+    let found = node_addresses_in_pool(&ranges, node_addresses.iter().map(|(node, address)| (node.as_str(), *address)));
+    if found.is_empty() {
+        return None;
+    }
+    let mut message = found
+        .iter()
+        .take(CONFLICTS_SPELLED_OUT)
+        .map(|hit| {
+            format!(
+                "node {} has address {} inside spec.addresses entry {:?}",
+                hit.node, hit.address, entries[hit.entry_index].0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if found.len() > CONFLICTS_SPELLED_OUT {
+        message.push_str(&format!("; and {} more", found.len() - CONFLICTS_SPELLED_OUT));
+    }
+    message
+        .push_str(": a Service given such an address would take traffic meant for the node; take it out of the pool");
+    Some(message)
+}
 
 /// The reason and message of a true `AddressConflict` condition, when a speaker reports a
 /// conflict on an address in `allocations`. `AddressInUse` wins the reason: an address that is
@@ -261,10 +318,73 @@ spec:
     fn overlapping_entries_make_the_pool_invalid_and_not_ready() {
         let bad = pool(&WEB.replace("[192.168.2.10-192.168.2.49]", "[192.168.2.0/24, 192.168.2.10-192.168.2.49]"));
         let invalid = pool_config(&bad).expect_err("entries overlap");
-        let status = pool_status(&bad, None, &Listing::default(), Some(&invalid), &[], Timestamp::UNIX_EPOCH);
+        let status = pool_status(&bad, None, &Listing::default(), Some(&invalid), &[], &[], Timestamp::UNIX_EPOCH);
         assert_eq!(condition(&status, condition_type::INVALID).0, "True");
         assert_eq!(condition(&status, condition_type::INVALID).1, "OverlappingEntries");
         assert_eq!(condition(&status, condition_type::READY).0, "False");
+    }
+
+    #[test]
+    fn a_node_address_inside_an_entry_is_a_warning_naming_node_address_and_entry() {
+        use super::node_addresses;
+        use ironlb_crds::announcer::{InterfaceFacts, NodeFacts};
+        let (web, allocator) = web_with_one_service();
+        let interface = |name: &str, address: &str, announce_by_default: bool| InterfaceFacts {
+            name: name.to_owned(),
+            up: true,
+            announce_by_default,
+            addresses: vec![(address.parse().expect("address"), 24)],
+        };
+        let nodes = [
+            // The last address of the range, and one past it: only the first is inside.
+            NodeFacts {
+                name: "node-a".to_owned(),
+                interfaces: vec![interface("eth0", "192.168.2.49", true)],
+                ..NodeFacts::default()
+            },
+            NodeFacts {
+                name: "node-b".to_owned(),
+                interfaces: vec![interface("eth0", "192.168.2.50", true)],
+                ..NodeFacts::default()
+            },
+            // kube-proxy's IPVS dummy holds the Services' own addresses: not the node's.
+            NodeFacts {
+                name: "node-c".to_owned(),
+                interfaces: vec![interface("kube-ipvs0", "192.168.2.10", false)],
+                ..NodeFacts::default()
+            },
+        ];
+        let listing = listing(&allocator, "web");
+        let status = pool_status(
+            &web,
+            allocator.pool("web"),
+            &listing,
+            None,
+            &[],
+            &node_addresses(&nodes),
+            Timestamp::UNIX_EPOCH,
+        );
+        let (holds, reason, message) = condition(&status, condition_type::NODE_ADDRESS_IN_POOL);
+        assert_eq!((holds, reason), ("True", "NodeAddressInPool"));
+        assert!(
+            message.starts_with(
+                r#"node node-a has address 192.168.2.49 inside spec.addresses entry "192.168.2.10-192.168.2.49""#
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("node-b") && !message.contains("node-c"), "{message}");
+        assert_eq!(condition(&status, condition_type::READY).0, "True", "a warning, the pool still allocates");
+
+        let clear = pool_status(
+            &web,
+            allocator.pool("web"),
+            &listing,
+            None,
+            &[],
+            &node_addresses(&nodes[1..]),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(condition(&clear, condition_type::NODE_ADDRESS_IN_POOL).0, "False");
     }
 
     /// The `web` pool with `shop/front` allocated from it.
@@ -281,8 +401,15 @@ spec:
     #[test]
     fn status_lists_allocations_counts_and_generation() {
         let (web, allocator) = web_with_one_service();
-        let status =
-            pool_status(&web, allocator.pool("web"), &listing(&allocator, "web"), None, &[], Timestamp::UNIX_EPOCH);
+        let status = pool_status(
+            &web,
+            allocator.pool("web"),
+            &listing(&allocator, "web"),
+            None,
+            &[],
+            &[],
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(status.observed_generation, Some(3));
         assert_eq!(status.allocations.len(), 1);
         assert_eq!(
@@ -309,7 +436,7 @@ spec:
         };
         let listing = listing(&allocator, "web");
         let status = |reported: &[(String, PublishedConflict)]| {
-            pool_status(&web, allocator.pool("web"), &listing, None, reported, Timestamp::UNIX_EPOCH)
+            pool_status(&web, allocator.pool("web"), &listing, None, reported, &[], Timestamp::UNIX_EPOCH)
         };
         let clean = status(&[conflict("10.9.9.9", false)]);
         assert_eq!(condition(&clean, condition_type::ADDRESS_CONFLICT), ("False", "NoAddressConflict", ""));
@@ -344,7 +471,7 @@ spec: {addresses: [10.0.0.0/8]}
             allocator.assign(&AllocationRequest::new(ServiceKey::new("bench", format!("svc-{n:05}")))).expect("room");
         }
         let listing = listing(&allocator, "big");
-        let status = pool_status(&web, allocator.pool("big"), &listing, None, &[], Timestamp::UNIX_EPOCH);
+        let status = pool_status(&web, allocator.pool("big"), &listing, None, &[], &[], Timestamp::UNIX_EPOCH);
         let listed = status.allocations.len();
         assert!((3_000..5_000).contains(&listed), "{listed}");
         assert_eq!(status.allocations.last().map(|a| a.name.clone()), Some(format!("svc-{:05}", listed - 1)));
@@ -423,10 +550,10 @@ spec: {addresses: [10.0.0.0/8, 'fd00::/64']}
         let mut allocator = Allocator::new();
         allocator.set_pool(pool_config(&web).expect("valid"));
         let listing = listing(&allocator, "web");
-        let first = pool_status(&web, allocator.pool("web"), &listing, None, &[], Timestamp::UNIX_EPOCH);
+        let first = pool_status(&web, allocator.pool("web"), &listing, None, &[], &[], Timestamp::UNIX_EPOCH);
         web.status = Some(first.clone());
         let later = Timestamp::from_second(1_000).expect("a time");
-        let second = pool_status(&web, allocator.pool("web"), &listing, None, &[], later);
+        let second = pool_status(&web, allocator.pool("web"), &listing, None, &[], &[], later);
         assert_eq!(first.conditions, second.conditions);
     }
 }

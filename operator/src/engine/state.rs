@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 use super::advertisements::advertisement_status;
 use super::announcers::{Announcers, PoolInput};
 use super::listing::{Listing, MAX_LISTED_ALLOCATIONS};
-use super::pools::{InvalidPool, pool_config, pool_status};
+use super::pools::{InvalidPool, node_addresses, pool_config, pool_status};
 use super::writes::{Effect, WriteDone};
 use super::{EngineSettings, FIELD_MANAGER};
 use crate::allocator::{AllocationRequest, Allocator, Assignment, Labels, PoolChange, ServiceKey};
@@ -91,6 +91,8 @@ struct Leading {
     announcers: Announcers,
     /// The address conflicts the speakers report, as the pool statuses were last built with.
     reported_conflicts: Vec<(String, PublishedConflict)>,
+    /// Every node's own addresses, as the pool statuses were last built with.
+    node_addresses: Vec<(String, std::net::IpAddr)>,
 }
 
 /// The engine's state. Feed it with the `on_*` methods; execute what they return.
@@ -478,8 +480,11 @@ impl EngineState {
         // a decision due: judged here, not on every turn. One reported or over, on any pool's
         // address: every pool's condition is judged again (rare; an unchanged status is not written).
         let reported = self.inputs.conflicts(now);
-        if leading.reported_conflicts != reported {
+        // Node addresses, likewise, come with the speakers' facts.
+        let node_addresses = node_addresses(&self.inputs.nodes(now));
+        if leading.reported_conflicts != reported || leading.node_addresses != node_addresses {
             leading.reported_conflicts = reported;
+            leading.node_addresses = node_addresses;
             leading.dirty_pool_status.extend(pools.state().iter().map(|pool| pool.name_any()));
         }
         if moved > 0 {
@@ -518,10 +523,13 @@ impl EngineState {
             let unlisted = Listing::default();
             let listing = leading.announcers.listing(&name).unwrap_or(&unlisted);
             let invalid = leading.invalid_pools.get(&name);
-            let status = pool_status(&pool, view, listing, invalid, &leading.reported_conflicts, Timestamp::now());
+            let reported = &leading.reported_conflicts;
+            let status =
+                pool_status(&pool, view, listing, invalid, reported, &leading.node_addresses, Timestamp::now());
             for (type_, reason) in [
                 (condition_type::CONFLICT, reason::CONFLICT),
                 (condition_type::ADDRESS_CONFLICT, reason::ADDRESS_CONFLICT),
+                (condition_type::NODE_ADDRESS_IN_POOL, reason::NODE_ADDRESS_IN_POOL),
             ] {
                 if let Some(message) = newly_true(&pool, &status, type_) {
                     effects.push(Effect::event(&*pool, Note::warning(reason, message)));

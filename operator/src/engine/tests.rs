@@ -329,7 +329,8 @@ fn a_standby_writes_nothing_and_a_lost_term_stops_at_once() {
 #[test]
 fn writes_in_flight_never_exceed_the_write_concurrency() {
     let services: Vec<Service> = (0..50).map(|i| service(&format!("svc-{i:02}"), 1, &[], &["IPv4"])).collect();
-    let mut engine = Harness::new(vec![pool("default", &["192.168.2.0/24"], None)], services);
+    // Clear of the nodes' own 192.168.2.2, so no warning joins the writes.
+    let mut engine = Harness::new(vec![pool("default", &["192.168.2.64/26"], None)], services);
     let limit = EngineSettings::default().write_concurrency;
 
     // Status writes come on top: one per pool or advertisement at most, and only when it changed.
@@ -508,4 +509,20 @@ fn the_leader_says_in_its_ready_condition_whether_each_advertisement_applies() {
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSelector"));
     assert!(ready.message.contains(r#"spec.nodeSelectors[0]: label selector operator "in""#), "{}", ready.message);
     assert!(!statuses.contains_key("everywhere"), "only what changed is written");
+}
+
+#[test]
+fn a_pool_holding_a_node_address_gets_one_warning_naming_the_node() {
+    // Every harness node publishes 192.168.2.2 on eth0.
+    let mut engine = Harness::new(vec![pool("default", &["192.168.2.0/28"], None)], vec![]);
+    let written = engine.settle(0);
+    let warnings: Vec<_> =
+        events(&written).into_iter().filter(|(reason, _, _)| *reason == reason::NODE_ADDRESS_IN_POOL).collect();
+    let [(_, regarding, message)] = warnings.as_slice() else { panic!("one warning: {warnings:?}") };
+    assert_eq!(regarding, "default");
+    assert!(message.contains(r#"has address 192.168.2.2 inside spec.addresses entry "192.168.2.0/28""#), "{message}");
+    assert!(NODES.iter().any(|node| message.contains(&format!("node {node} "))), "{message}");
+    let status = pool_statuses(&written).pop().expect("the pool status is written");
+    let condition = status.conditions.iter().find(|c| c.type_ == "NodeAddressInPool").expect("the condition");
+    assert_eq!(condition.status, "True");
 }

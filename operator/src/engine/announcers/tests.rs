@@ -302,7 +302,7 @@ fn lease_renewals_change_nothing_so_nothing_is_written() {
     cluster.decide_again(&mut announcers, cluster.at(0));
     let listing = announcers.listing("default").expect("decided").clone();
     let status =
-        pool_status(&cluster.pool, cluster.allocator.pool("default"), &listing, None, &[], Timestamp::UNIX_EPOCH);
+        pool_status(&cluster.pool, cluster.allocator.pool("default"), &listing, None, &[], &[], Timestamp::UNIX_EPOCH);
     cluster.pool.status = Some(status);
 
     for round in 1..=3 {
@@ -317,7 +317,7 @@ fn lease_renewals_change_nothing_so_nothing_is_written() {
     assert!(!report.changed);
     let listing = announcers.listing("default").expect("decided");
     let later = Timestamp::from_second(60).expect("a time");
-    let status = pool_status(&cluster.pool, cluster.allocator.pool("default"), listing, None, &[], later);
+    let status = pool_status(&cluster.pool, cluster.allocator.pool("default"), listing, None, &[], &[], later);
     assert_eq!(cluster.pool.status.as_ref(), Some(&status), "equal to what the pool holds: no write");
 }
 
