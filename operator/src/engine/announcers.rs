@@ -47,6 +47,8 @@ use super::listing::{LISTING_BUDGET, Listing, listing_cost};
 use crate::allocator::{Allocator, ServiceKey};
 
 #[cfg(test)]
+mod agreement;
+#[cfg(test)]
 mod tests;
 
 /// The least time between two decisions: changes arriving closer together are decided at once.
@@ -148,8 +150,12 @@ pub(crate) fn decide_listings(
         let Some(winner) = winners.winner(&announcement, inputs.advertisements()) else { continue };
         for service in announcement.services() {
             let Some(&index) = position.get(&(service.namespace.as_str(), service.name.as_str())) else { continue };
-            // None carried: the winner announces none of this Service's own addresses, so no
-            // node is recorded for it.
+            // A node is recorded for a Service only when it answers for every one of its
+            // addresses: a Service without endpoints that shares one address with a served
+            // Service has its other addresses unannounced, and the record must not say otherwise.
+            if !service.addresses.iter().all(|address| winner.interfaces.contains_key(address)) {
+                continue;
+            }
             let Some(interface) = service_interface(&service.addresses, &winner.interfaces) else { continue };
             let (pool, entry) = origin[index];
             let allocation = &mut listings[pool].1.allocations[entry];
