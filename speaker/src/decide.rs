@@ -237,12 +237,11 @@ impl ClusterView {
 mod tests {
     use std::time::Duration;
 
-    use ironlb_crds::announcer::peers::{NODE_FACTS_ANNOTATION, lease_name};
     use ironlb_crds::announcer::{PublishedInterface, PublishedNode};
     use ironlb_crds::v1alpha1::{
         IPAddressPoolSpec, IPAddressPoolStatus, L2Advertisement, L2AdvertisementSpec, TRAFFIC_POLICY_LOCAL,
     };
-    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use kube::runtime::watcher::Event;
@@ -262,18 +261,7 @@ mod tests {
             }],
             ..PublishedNode::default()
         };
-        Lease {
-            metadata: ObjectMeta {
-                name: Some(lease_name(node)),
-                annotations: Some(BTreeMap::from([(NODE_FACTS_ANNOTATION.to_owned(), facts.to_annotation())])),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(format!("pod-{node}")),
-                lease_duration_seconds: Some(2),
-                ..LeaseSpec::default()
-            }),
-        }
+        facts.lease(node, &format!("pod-{node}"), 2, None)
     }
 
     fn allocation(name: &str, ips: &[&str], serving: bool) -> Allocation {

@@ -122,6 +122,28 @@ impl PublishedNode {
         serde_json::from_str(value)
     }
 
+    /// The Lease of `node` as a reader sees it on the watch when its speaker publishes these
+    /// facts: held by `holder` for `duration_seconds`, at `resource_version`. Built in one place
+    /// for the tests and tools that stand in for a speaker; the speaker itself writes its Lease
+    /// field by field (`NodeLease`), renewing only what changes.
+    pub fn lease(&self, node: &str, holder: &str, duration_seconds: i32, resource_version: Option<String>) -> Lease {
+        use k8s_openapi::api::coordination::v1::LeaseSpec;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(lease_name(node)),
+                resource_version,
+                annotations: Some([(NODE_FACTS_ANNOTATION.to_owned(), self.to_annotation())].into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.to_owned()),
+                lease_duration_seconds: Some(duration_seconds),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
     /// The facts the announcer decides from. An address that does not parse as `ip/len` is
     /// skipped: it cannot place a subnet.
     pub fn to_facts(&self, name: &str, lease_live: bool) -> NodeFacts {

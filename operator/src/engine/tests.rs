@@ -6,14 +6,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
-use ironlb_crds::announcer::peers::{NODE_FACTS_ANNOTATION, lease_name};
 use ironlb_crds::announcer::{PublishedInterface, PublishedNode};
 use ironlb_crds::events::reason;
 use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement, L2AdvertisementSpec};
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 
@@ -139,20 +137,7 @@ impl Harness {
             }],
             ..PublishedNode::default()
         };
-        Lease {
-            metadata: ObjectMeta {
-                name: Some(lease_name(node)),
-                namespace: Some("ironlb-system".to_owned()),
-                resource_version: Some(self.version.to_string()),
-                annotations: Some(BTreeMap::from([(NODE_FACTS_ANNOTATION.to_owned(), facts.to_annotation())])),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(format!("speaker-{node}")),
-                lease_duration_seconds: Some(2),
-                ..LeaseSpec::default()
-            }),
-        }
+        facts.lease(node, &format!("speaker-{node}"), 2, Some(self.version.to_string()))
     }
 
     /// One loop turn at `millis` as the leader.

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::Event;
@@ -9,7 +9,7 @@ use kube::runtime::watcher::Event;
 use super::{AnnouncerInputs, EndpointScope, Touched};
 use crate::ServiceKey;
 use crate::announcer::endpoints::SERVICE_NAME_LABEL;
-use crate::announcer::peers::{NODE_FACTS_ANNOTATION, PublishedInterface, PublishedNode, lease_name};
+use crate::announcer::peers::{PublishedInterface, PublishedNode};
 use crate::v1alpha1::{L2Advertisement, L2AdvertisementSpec};
 
 fn lease(node: &str, version: u32, interface: &str) -> Lease {
@@ -23,19 +23,7 @@ fn lease(node: &str, version: u32, interface: &str) -> Lease {
         }],
         ..PublishedNode::default()
     };
-    Lease {
-        metadata: ObjectMeta {
-            name: Some(lease_name(node)),
-            resource_version: Some(version.to_string()),
-            annotations: Some(BTreeMap::from([(NODE_FACTS_ANNOTATION.to_owned(), facts.to_annotation())])),
-            ..ObjectMeta::default()
-        },
-        spec: Some(LeaseSpec {
-            holder_identity: Some(format!("pod-{node}")),
-            lease_duration_seconds: Some(2),
-            ..LeaseSpec::default()
-        }),
-    }
+    facts.lease(node, &format!("pod-{node}"), 2, Some(version.to_string()))
 }
 
 fn slice(service: &str, name: &str, nodes: &[&str]) -> EndpointSlice {

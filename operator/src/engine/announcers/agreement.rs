@@ -10,11 +10,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
-use ironlb_crds::announcer::peers::{NODE_FACTS_ANNOTATION, lease_name};
 use ironlb_crds::announcer::{AnnouncerInputs, EndpointScope, PublishedInterface, PublishedNode};
 use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementSpec};
 use ironlb_speaker::decide::ClusterView;
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 use kube::runtime::watcher::Event;
@@ -25,7 +24,7 @@ use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey,
 use crate::engine::pools::pool_config;
 use ironlb_crds::address::Family;
 
-const LEASE_SECONDS: u64 = 2;
+const LEASE_SECONDS: i32 = 2;
 
 /// How a node's speaker last renewed its Lease, as seen at the decision.
 #[derive(Clone, Copy, Debug)]
@@ -160,20 +159,7 @@ fn lease(index: usize, node: &NodeCase) -> Lease {
         interfaces,
         ..PublishedNode::default()
     };
-    Lease {
-        metadata: ObjectMeta {
-            name: Some(lease_name(&node_name(index))),
-            namespace: Some("ironlb-system".to_owned()),
-            resource_version: Some(format!("{}", 10 + index)),
-            annotations: Some(BTreeMap::from([(NODE_FACTS_ANNOTATION.to_owned(), facts.to_annotation())])),
-            ..ObjectMeta::default()
-        },
-        spec: Some(LeaseSpec {
-            holder_identity: Some(format!("speaker-{index}")),
-            lease_duration_seconds: Some(LEASE_SECONDS as i32),
-            ..LeaseSpec::default()
-        }),
-    }
+    facts.lease(&node_name(index), &format!("speaker-{index}"), LEASE_SECONDS, Some(format!("{}", 10 + index)))
 }
 
 fn selector(case: &SelectorCase, key: &str, value: &str) -> Option<LabelSelector> {

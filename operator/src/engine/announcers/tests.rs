@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use ironlb_crds::address::Family;
 use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
-use ironlb_crds::announcer::peers::{NODE_FACTS_ANNOTATION, lease_name};
 use ironlb_crds::announcer::{PublishedInterface, PublishedNode};
 use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, L2Advertisement, L2AdvertisementSpec};
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
@@ -92,21 +91,8 @@ impl Cluster {
     /// The speaker Lease of `node`, as renewed now (a new `resourceVersion`).
     fn lease(&mut self, node: &str) -> Lease {
         self.version += 1;
-        let facts = &self.facts;
-        Lease {
-            metadata: ObjectMeta {
-                name: Some(lease_name(node)),
-                namespace: Some("ironlb-system".to_owned()),
-                resource_version: Some(self.version.to_string()),
-                annotations: Some(BTreeMap::from([(NODE_FACTS_ANNOTATION.to_owned(), facts.to_annotation())])),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(format!("speaker-{node}")),
-                lease_duration_seconds: Some(i32::try_from(LEASE.as_secs()).expect("small")),
-                ..LeaseSpec::default()
-            }),
-        }
+        let duration = i32::try_from(LEASE.as_secs()).expect("small");
+        self.facts.lease(node, &format!("speaker-{node}"), duration, Some(self.version.to_string()))
     }
 
     /// `node`'s speaker renews its Lease at `at`; whether that needs a new decision.
