@@ -169,15 +169,8 @@ impl ApiWriter {
     /// Writes a pool's status.
     fn pool_status(&self, pool: String, status: IPAddressPoolStatus) -> Job {
         let api: Api<IPAddressPool> = Api::all(self.client.clone());
-        let patch = json!({
-            "apiVersion": "ironlb.io/v1alpha1", "kind": "IPAddressPool",
-            "status": status,
-        });
         Job(Box::pin(async move {
-            let result = api
-                .patch_status(&pool, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
-                .await
-                .map(drop);
+            let result = apply_status(&api, &pool, status).await;
             WriteDone::PoolStatus { pool, result }
         }))
     }
@@ -185,15 +178,8 @@ impl ApiWriter {
     /// Writes an L2Advertisement's status.
     fn advertisement_status(&self, advertisement: String, status: L2AdvertisementStatus) -> Job {
         let api: Api<L2Advertisement> = Api::all(self.client.clone());
-        let patch = json!({
-            "apiVersion": "ironlb.io/v1alpha1", "kind": "L2Advertisement",
-            "status": status,
-        });
         Job(Box::pin(async move {
-            let result = api
-                .patch_status(&advertisement, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
-                .await
-                .map(drop);
+            let result = apply_status(&api, &advertisement, status).await;
             WriteDone::AdvertisementStatus { advertisement, result }
         }))
     }
@@ -214,6 +200,16 @@ impl ApiWriter {
             async move { WriteDone::Event { result: api.create(&PostParams::default(), &event).await.map(drop) } },
         ))
     }
+}
+
+/// Applies `status` as the whole status of the ironlb object `name` (ironlb owns all of it, so
+/// the apply is forced: no other field manager's leftovers survive).
+async fn apply_status<K>(api: &Api<K>, name: &str, status: impl serde::Serialize) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await.map(drop)
 }
 
 #[cfg(test)]
