@@ -65,11 +65,11 @@ images-test: images ## Inspect the images and run their entrypoints from the unp
 
 .PHONY: crds
 crds: ## Regenerate charts/ironlb/crds and docs/reference.md from the Rust API types and the values schema
-	$(CARGO) run --quiet -p ironlb-crds --bin crdgen
+	$(CARGO) run --quiet -p ironlb-core --bin crdgen
 
 .PHONY: crds-check
 crds-check: ## Fail when charts/ironlb/crds or docs/reference.md is not what `make crds` would write
-	$(CARGO) run --quiet -p ironlb-crds --bin crdgen -- --check
+	$(CARGO) run --quiet -p ironlb-core --bin crdgen -- --check
 
 .PHONY: chart-rules
 chart-rules: controlplane ## promtool check and unit tests of the chart's alerting rules (builds promtool into e2e/bin once)

@@ -13,14 +13,14 @@
 //! 4. records in the [`Report`] what it left out (BGP in every form, unknown protocols and
 //!    fields) and why, what it changed, and what it ignored.
 //!
-//! The objects are built from `ironlb-crds`' own types, so they serialise exactly as the CRDs
+//! The objects are built from `ironlb-core`' own types, so they serialise exactly as the CRDs
 //! expect; [`crate::manifest`] writes them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use ironlb_crds::address::{AddressError, AddressRange, parse_entry};
-use ironlb_crds::v1alpha1::{
+use ironlb_core::address::{AddressError, AddressRange, parse_entry};
+use ironlb_core::v1alpha1::{
     IPAddressPool, IPAddressPoolSpec, L2Advertisement, L2AdvertisementSpec, MAX_ADDRESSES, ServiceAllocation, SpecError,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -55,7 +55,7 @@ fn document<T: Serialize>(out: &mut String, converted: &Converted<T>) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement};
+    use ironlb_core::v1alpha1::{IPAddressPool, L2Advertisement};
     use serde::Deserialize;
 
     use super::*;

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use ironlb_crds::announcer::selector_matches;
+use ironlb_core::announcer::selector_matches;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 use serde_json::Value;

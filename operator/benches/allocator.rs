@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ironlb_crds::address::{Family, address_number, parse_entry};
+use ironlb_core::address::{Family, address_number, parse_entry};
 use ironlb_operator::allocator::{AllocationRequest, Allocator, PoolConfig, ServiceKey};
 
 const SIZES: [usize; 2] = [1_000, 100_000];

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ironlb_crds::announcer::PublishedConflict;
+use ironlb_core::announcer::PublishedConflict;
 use tokio::time::Instant;
 
 use crate::packet::MacAddress;

@@ -15,7 +15,7 @@
 //! - Nothing is decided before every watch has listed once: a half-listed cluster could make
 //!   this node announce what a peer announces.
 //! - A renewal of a live peer's Lease changes no decision and triggers none
-//!   ([`ironlb_crds::announcer::Peers::would_change`]); a Lease expiry, being the absence of an
+//!   ([`ironlb_core::announcer::Peers::would_change`]); a Lease expiry, being the absence of an
 //!   event, is scheduled.
 //! - The data plane outlives the control plane: while this node cannot renew its own Lease, its
 //!   view of its peers is stale too, so it keeps the last decision instead of acting on it.
@@ -28,11 +28,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ironlb_crds::announcer::PublishedConflict;
-use ironlb_crds::announcer::endpoints::{SERVICE_NAME_LABEL, ServiceKey};
-use ironlb_crds::announcer::peers::LEASE_SELECTOR;
-use ironlb_crds::events::{Note, event, reason};
-use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement};
+use ironlb_core::announcer::PublishedConflict;
+use ironlb_core::announcer::endpoints::{SERVICE_NAME_LABEL, ServiceKey};
+use ironlb_core::announcer::peers::LEASE_SELECTOR;
+use ironlb_core::events::{Note, event, reason};
+use ironlb_core::v1alpha1::{IPAddressPool, L2Advertisement};
 use ironlb_daemon::{Guarded, WatchBackoff, guarded};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;

@@ -1,4 +1,4 @@
-//! What this node announces: the announcer function of `ironlb-crds` over the cluster as this
+//! What this node announces: the announcer function of `ironlb-core` over the cluster as this
 //! speaker's watches show it.
 //!
 //! [`ClusterView`] holds only reductions: each pool's labels and `status.allocations` (the
@@ -16,12 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use ironlb_crds::address::{AddressRange, parse_entry};
-use ironlb_crds::announcer::endpoints::ServiceKey;
-use ironlb_crds::announcer::{
+use ironlb_core::address::{AddressRange, parse_entry};
+use ironlb_core::announcer::endpoints::ServiceKey;
+use ironlb_core::announcer::{
     AnnouncerInputs, EndpointScope, Labels, PoolFacts, ServiceFacts, announcements, service_interface,
 };
-use ironlb_crds::v1alpha1::{Allocation, IPAddressPool};
+use ironlb_core::v1alpha1::{Allocation, IPAddressPool};
 
 /// One pool as the speaker needs it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -237,8 +237,8 @@ impl ClusterView {
 mod tests {
     use std::time::Duration;
 
-    use ironlb_crds::announcer::{PublishedInterface, PublishedNode};
-    use ironlb_crds::v1alpha1::{
+    use ironlb_core::announcer::{PublishedInterface, PublishedNode};
+    use ironlb_core::v1alpha1::{
         IPAddressPoolSpec, IPAddressPoolStatus, L2Advertisement, L2AdvertisementSpec, TRAFFIC_POLICY_LOCAL,
     };
     use k8s_openapi::api::coordination::v1::Lease;

@@ -3,7 +3,7 @@
 //! Where this sits: every speaker keeps the Lease `ironlb-speaker-<node>` renewed ([`NodeLease`]).
 //! Every speaker also watches all of these Leases (by [`LEASE_SELECTOR`]) and counts a node as
 //! eligible to announce only while its Lease is live ([`lease_is_live`]); the winner of each address
-//! is then picked among the live, eligible nodes by the deterministic function in `ironlb-crds`. So
+//! is then picked among the live, eligible nodes by the deterministic function in `ironlb-core`. So
 //! a speaker that stops renewing drops out of every peer's view, and the address it announced moves
 //! to the next winner; a speaker that shuts down gracefully deletes its Lease, and the address moves
 //! as soon as the peers' watch delivers the deletion.
@@ -40,8 +40,8 @@ use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
 #[cfg(test)]
 mod tests;
 
-pub use ironlb_crds::announcer::peers::{LEASE_NAME_PREFIX, LEASE_SELECTOR, NODE_LABEL, lease_name, lease_node};
-use ironlb_crds::announcer::peers::{NODE_FACTS_ANNOTATION, lease_lifetime};
+pub use ironlb_core::announcer::peers::{LEASE_NAME_PREFIX, LEASE_SELECTOR, NODE_LABEL, lease_name, lease_node};
+use ironlb_core::announcer::peers::{NODE_FACTS_ANNOTATION, lease_lifetime};
 
 /// Longest label value the API server accepts.
 const MAX_LABEL_VALUE: usize = 63;
@@ -250,7 +250,7 @@ impl NodeLease {
     /// and the operator decide over them. A change is written at once rather than at the next
     /// renewal: an interface that loses its link must stop this node being eligible promptly.
     ///
-    /// [`PublishedNode`]: ironlb_crds::announcer::PublishedNode
+    /// [`PublishedNode`]: ironlb_core::announcer::PublishedNode
     pub fn publishing(mut self, facts: watch::Receiver<String>) -> Self {
         self.facts = Some(facts);
         self

@@ -1,7 +1,7 @@
 //! What this speaker tells its peers about its own node: the facts it publishes on its Lease.
 //!
 //! Every reader decides who announces from the facts on the speakers' Leases
-//! ([`ironlb_crds::announcer::peers`]), so this speaker publishes its node's: the Node's labels
+//! ([`ironlb_core::announcer::peers`]), so this speaker publishes its node's: the Node's labels
 //! and `NetworkUnavailable` condition (from a watch of its own Node only), and the node's
 //! interfaces with their state and addresses (read from the kernel).
 //!
@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use ironlb_crds::announcer::{PublishedConflict, PublishedInterface, PublishedNode};
+use ironlb_core::announcer::{PublishedConflict, PublishedInterface, PublishedNode};
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ironlb_crds::announcer::PublishedConflict;
+use ironlb_core::announcer::PublishedConflict;
 use tokio::time::Instant;
 
 use crate::decide::ClusterView;
@@ -109,7 +109,7 @@ impl Probes {
 
 #[cfg(test)]
 mod tests {
-    use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus};
+    use ironlb_core::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus};
 
     use super::*;
 

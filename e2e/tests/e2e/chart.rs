@@ -806,7 +806,7 @@ fn sample_names(exposition: &str) -> BTreeSet<String> {
 /// uses that is not here fails the test rather than passing unnoticed. A new metric that a rule
 /// uses must be recorded here once.
 fn exported_metrics() -> Result<BTreeSet<String>> {
-    use ironlb_crds::address::Family;
+    use ironlb_core::address::Family;
     use ironlb_speaker::packet::PacketError;
     use ironlb_speaker::telemetry::{Ignored, Protocol};
 

@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::net::IpAddr;
 
-use ironlb_crds::address::Family;
+use ironlb_core::address::Family;
 
 use super::error::{AllocationError, Contradiction, NoPoolMatch};
 use super::family::{FamilyWant, IpFamilyPolicy};

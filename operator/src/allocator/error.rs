@@ -10,7 +10,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use ironlb_crds::address::Family;
+use ironlb_core::address::Family;
 use thiserror::Error;
 
 use super::pool::Exclusion;

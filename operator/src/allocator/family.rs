@@ -8,7 +8,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use ironlb_crds::address::Family;
+use ironlb_core::address::Family;
 
 use super::error::AllocationError;
 use super::request::AllocationRequest;

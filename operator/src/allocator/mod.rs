@@ -76,7 +76,7 @@
 //!
 //! # Cost
 //!
-//! Addresses are numbers in interval sets ([`IntervalSet`](ironlb_crds::address::IntervalSet));
+//! Addresses are numbers in interval sets ([`IntervalSet`](ironlb_core::address::IntervalSet));
 //! no range is enumerated, so a /8 or an IPv6 /64 costs what a /30 does. Finding a free address
 //! is `O(r log n)` for a pool of `r` entries holding `n` allocations, `avoidBuggyIPs` included
 //! (see `space.rs`); finding the owner of an address is `O(log r)`. A pool change re-examines only
@@ -100,12 +100,12 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ironlb_crds::address::{Family, address_number};
+use ironlb_core::address::{Family, address_number};
 
 pub use change::{Displacement, DisplacementReason, PoolChange, Rehoming};
 pub use error::{AllocationError, Contradiction, NoPoolMatch};
 pub use family::IpFamilyPolicy;
-pub use ironlb_crds::selector::{LabelSelector, Labels, Requirement, SelectorOperator};
+pub use ironlb_core::selector::{LabelSelector, Labels, Requirement, SelectorOperator};
 pub use pool::{Conflict, Exclusion, PoolConfig, ServiceAllocation};
 pub use request::{AllocationRequest, Assignment, Protocol, ServiceKey, ServicePort, UnknownProtocol};
 pub use sharing::ShareRefusal;

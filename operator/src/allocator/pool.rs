@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use ironlb_crds::address::{AddressRange, Family, Interval, IntervalSet, address_number};
+use ironlb_core::address::{AddressRange, Family, Interval, IntervalSet, address_number};
 
 use super::family::PerFamily;
 use super::request::ServiceKey;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ironlb_crds::address::{AddressCount, AddressRange, Family, address_number, is_buggy_ipv4};
+use ironlb_core::address::{AddressCount, AddressRange, Family, address_number, is_buggy_ipv4};
 use proptest::prelude::*;
 
 use super::*;

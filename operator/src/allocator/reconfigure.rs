@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use ironlb_crds::address::{Family, address_number};
+use ironlb_core::address::{Family, address_number};
 
 use super::change::{Displacement, DisplacementReason, PoolChange, Rehoming};
 use super::pool::{Layout, PoolConfig, PoolLayout};

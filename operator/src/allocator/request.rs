@@ -10,13 +10,13 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use ironlb_crds::address::Family;
+use ironlb_core::address::Family;
 use thiserror::Error;
 
 use super::Labels;
 use super::family::IpFamilyPolicy;
 
-pub use ironlb_crds::ServiceKey;
+pub use ironlb_core::ServiceKey;
 
 /// The transport protocol of a Service port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -19,8 +19,8 @@
 //! bridged, so neither neighbour is taken): the search skips at most one pair per allocatable
 //! interval, `O(r log n)` in the worst case as well.
 
-use ironlb_crds::address::{AddressCount, AddressRange, Family, Interval, IntervalSet, is_buggy_ipv4};
-use ironlb_crds::v1alpha1::FamilyCounts;
+use ironlb_core::address::{AddressCount, AddressRange, Family, Interval, IntervalSet, is_buggy_ipv4};
+use ironlb_core::v1alpha1::FamilyCounts;
 
 /// Address counts of one family of one pool.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use ironlb_crds::address::{AddressCount, AddressRange, Family};
+use ironlb_core::address::{AddressCount, AddressRange, Family};
 
 use super::proptests::assert_consistent;
 use super::*;

@@ -1,11 +1,11 @@
 //! The status the operator writes on each L2Advertisement: whether it applies.
 //!
 //! An advertisement holding a label selector Kubernetes would refuse is not used at all (it
-//! selects nothing, in the operator and in every speaker: [`ironlb_crds::selector`]), as a pool
+//! selects nothing, in the operator and in every speaker: [`ironlb_core::selector`]), as a pool
 //! with one is not. Its `Ready` condition says so and names the selector, so that `kubectl get
 //! l2advertisement -o wide` and `kubectl describe` answer "why does nobody announce my pool".
 
-use ironlb_crds::v1alpha1::{L2Advertisement, L2AdvertisementStatus, condition_reason, condition_type};
+use ironlb_core::v1alpha1::{L2Advertisement, L2AdvertisementStatus, condition_reason, condition_type};
 use k8s_openapi::jiff::Timestamp;
 
 use super::conditions::{Holds, condition};
@@ -36,7 +36,7 @@ pub(crate) fn advertisement_status(advertisement: &L2Advertisement, now: Timesta
 
 #[cfg(test)]
 mod tests {
-    use ironlb_crds::v1alpha1::L2AdvertisementSpec;
+    use ironlb_core::v1alpha1::L2AdvertisementSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     use super::*;

@@ -2,7 +2,7 @@
 //!
 //! # Why the operator decides too
 //!
-//! Speakers decide by themselves which node announces an address ([`ironlb_crds::announcer`]):
+//! Speakers decide by themselves which node announces an address ([`ironlb_core::announcer`]):
 //! nothing written here makes a node answer ARP or NDP. The operator runs the very same function
 //! for two reasons. It publishes, per listed allocation, the two facts the function needs that a
 //! speaker could otherwise only learn by watching every Service and every EndpointSlice of the
@@ -37,11 +37,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use ironlb_crds::announcer::{
+use ironlb_core::announcer::{
     Advertisements, Announcement, AnnouncerInputs, EndpointIndex, Labels, NodeFacts, PoolFacts, ServiceFacts,
     announcements, service_interface,
 };
-use ironlb_crds::v1alpha1::{Allocation, IPAddressPoolStatus, TRAFFIC_POLICY_LOCAL};
+use ironlb_core::v1alpha1::{Allocation, IPAddressPoolStatus, TRAFFIC_POLICY_LOCAL};
 
 use super::listing::{LISTING_BUDGET, Listing, listing_cost};
 use crate::allocator::{Allocator, ServiceKey};

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use ironlb_crds::v1alpha1::Allocation;
+use ironlb_core::v1alpha1::Allocation;
 
 use crate::allocator::ServiceKey;
 

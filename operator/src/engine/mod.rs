@@ -59,9 +59,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
-use ironlb_crds::announcer::peers::LEASE_SELECTOR;
-use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement};
+use ironlb_core::announcer::endpoints::SERVICE_NAME_LABEL;
+use ironlb_core::announcer::peers::LEASE_SELECTOR;
+use ironlb_core::v1alpha1::{IPAddressPool, L2Advertisement};
 use ironlb_daemon::{Guarded, Unreadable, WatchBackoff, guarded};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service};

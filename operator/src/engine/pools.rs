@@ -8,10 +8,10 @@
 
 use std::net::IpAddr;
 
-use ironlb_crds::address::{AddressRange, Family, node_addresses_in_pool, parse_entry};
-use ironlb_crds::announcer::{NodeFacts, PublishedConflict};
-use ironlb_crds::selector::parse_selectors;
-use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
+use ironlb_core::address::{AddressRange, Family, node_addresses_in_pool, parse_entry};
+use ironlb_core::announcer::{NodeFacts, PublishedConflict};
+use ironlb_core::selector::parse_selectors;
+use ironlb_core::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as KubeSelector;
 use k8s_openapi::jiff::Timestamp;
 
@@ -53,7 +53,7 @@ pub(crate) fn pool_config(pool: &IPAddressPool) -> Result<PoolConfig, InvalidPoo
 
 /// Kubernetes label selectors in the allocator's terms. The API server checks
 /// selectors only for built-in kinds, so a selector it would refuse makes the
-/// pool's spec invalid, naming the field ([`ironlb_crds::selector`]).
+/// pool's spec invalid, naming the field ([`ironlb_core::selector`]).
 fn selectors(selectors: &[KubeSelector], field: &str) -> Result<Vec<LabelSelector>, InvalidPool> {
     parse_selectors(selectors, &format!("spec.serviceAllocation.{field}"))
         .map_err(|invalid| InvalidPool { reason: condition_reason::INVALID_SELECTOR, message: invalid.to_string() })
@@ -249,7 +249,7 @@ fn address_conflicts(
 
 #[cfg(test)]
 mod tests {
-    use ironlb_crds::v1alpha1::{IPAddressPool, condition_type};
+    use ironlb_core::v1alpha1::{IPAddressPool, condition_type};
     use k8s_openapi::jiff::Timestamp;
 
     use super::{PublishedConflict, pool_config, pool_status};
@@ -257,9 +257,9 @@ mod tests {
     use crate::engine::announcers::{PoolInput, Winners, decide_listings};
     use crate::engine::listing::Listing;
     use crate::engine::listing::{LISTING_BUDGET, listing_cost};
-    use ironlb_crds::address::Family;
-    use ironlb_crds::announcer::{AnnouncerInputs, EndpointScope};
-    use ironlb_crds::v1alpha1::Allocation;
+    use ironlb_core::address::Family;
+    use ironlb_core::announcer::{AnnouncerInputs, EndpointScope};
+    use ironlb_core::v1alpha1::Allocation;
 
     fn pool(yaml: &str) -> IPAddressPool {
         serde_yaml::from_str(yaml).expect("a valid IPAddressPool fixture")
@@ -274,7 +274,7 @@ mod tests {
     }
 
     fn condition<'a>(
-        status: &'a ironlb_crds::v1alpha1::IPAddressPoolStatus,
+        status: &'a ironlb_core::v1alpha1::IPAddressPoolStatus,
         type_: &str,
     ) -> (&'a str, &'a str, &'a str) {
         let c = status.conditions.iter().find(|c| c.type_ == type_).expect("the condition is set");
@@ -327,7 +327,7 @@ spec:
     #[test]
     fn a_node_address_inside_an_entry_is_a_warning_naming_node_address_and_entry() {
         use super::node_addresses;
-        use ironlb_crds::announcer::{InterfaceFacts, NodeFacts};
+        use ironlb_core::announcer::{InterfaceFacts, NodeFacts};
         let (web, allocator) = web_with_one_service();
         let interface = |name: &str, address: &str, announce_by_default: bool| InterfaceFacts {
             name: name.to_owned(),

@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ironlb_crds::address::Family;
-use ironlb_crds::announcer::PublishedConflict;
-use ironlb_crds::events::{Note, reason};
-use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, condition_type};
+use ironlb_core::address::Family;
+use ironlb_core::announcer::PublishedConflict;
+use ironlb_core::events::{Note, reason};
+use ironlb_core::v1alpha1::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, condition_type};
 use ironlb_daemon::Unreadable;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -37,7 +37,7 @@ use super::{EngineSettings, FIELD_MANAGER};
 use crate::allocator::{AllocationRequest, Allocator, Assignment, Labels, PoolChange, ServiceKey};
 use crate::service::{self, annotation};
 use crate::telemetry::{Controller, Metrics};
-use ironlb_crds::announcer::{AnnouncerInputs, EndpointScope, Touched};
+use ironlb_core::announcer::{AnnouncerInputs, EndpointScope, Touched};
 
 /// What every step reads besides the state: the settings and where to count.
 #[derive(Clone, Debug)]

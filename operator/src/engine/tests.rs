@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
-use ironlb_crds::announcer::{PublishedInterface, PublishedNode};
-use ironlb_crds::events::reason;
-use ironlb_crds::v1alpha1::{IPAddressPool, L2Advertisement, L2AdvertisementSpec};
+use ironlb_core::announcer::endpoints::SERVICE_NAME_LABEL;
+use ironlb_core::announcer::{PublishedInterface, PublishedNode};
+use ironlb_core::events::reason;
+use ironlb_core::v1alpha1::{IPAddressPool, L2Advertisement, L2AdvertisementSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -211,7 +211,7 @@ fn events(effects: &[Effect]) -> Vec<(&'static str, String, String)> {
         .collect()
 }
 
-fn pool_statuses(effects: &[Effect]) -> Vec<&ironlb_crds::v1alpha1::IPAddressPoolStatus> {
+fn pool_statuses(effects: &[Effect]) -> Vec<&ironlb_core::v1alpha1::IPAddressPoolStatus> {
     effects
         .iter()
         .filter_map(|effect| match effect {
@@ -459,7 +459,7 @@ fn an_unreadable_object_is_reported_once_per_version_and_only_by_the_leader() {
 }
 
 /// The statuses written on L2Advertisements among `effects`, by name.
-fn advertisement_statuses(effects: &[Effect]) -> BTreeMap<String, ironlb_crds::v1alpha1::L2AdvertisementStatus> {
+fn advertisement_statuses(effects: &[Effect]) -> BTreeMap<String, ironlb_core::v1alpha1::L2AdvertisementStatus> {
     effects
         .iter()
         .filter_map(|effect| match effect {

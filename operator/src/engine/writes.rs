@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ironlb_crds::v1alpha1::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementStatus};
+use ironlb_core::v1alpha1::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementStatus};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::jiff::Timestamp;
@@ -111,7 +111,7 @@ pub(crate) enum WriteDone {
 }
 
 /// An Event to publish (the builder shared with the speaker).
-pub(crate) use ironlb_crds::events::Note;
+pub(crate) use ironlb_core::events::Note;
 
 impl ApiWriter {
     pub(crate) fn new(client: Client, identity: &str) -> Self {
@@ -194,7 +194,7 @@ impl ApiWriter {
     fn event(&self, regarding: ObjectReference, note: Note) -> Job {
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".to_owned());
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let mut event = ironlb_crds::events::event(regarding, note, FIELD_MANAGER, &self.identity, Timestamp::now());
+        let mut event = ironlb_core::events::event(regarding, note, FIELD_MANAGER, &self.identity, Timestamp::now());
         event.metadata.namespace = Some(namespace);
         Job(Box::pin(
             async move { WriteDone::Event { result: api.create(&PostParams::default(), &event).await.map(drop) } },

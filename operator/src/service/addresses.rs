@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ironlb_crds::address::Family;
+use ironlb_core::address::Family;
 
 use super::annotation::{LOAD_BALANCER_IPS, Resolved, resolve};
 use super::error::{ServiceError, Setting};

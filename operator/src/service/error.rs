@@ -9,7 +9,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use ironlb_crds::address::Family;
+use ironlb_core::address::Family;
 use thiserror::Error;
 
 use crate::allocator::IpFamilyPolicy;

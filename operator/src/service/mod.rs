@@ -26,7 +26,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use ironlb_crds::address::Family;
+use ironlb_core::address::Family;
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 
 use crate::allocator::{AllocationRequest, IpFamilyPolicy, Labels, Protocol, ServiceKey, ServicePort};
@@ -59,7 +59,7 @@ pub fn is_managed(service: &Service, load_balancer_class: Option<&str>) -> bool 
 /// neither `Cluster` nor `Local` counts as `Cluster` here ([`allocation_request`] refuses it).
 pub fn is_local(service: &Service) -> bool {
     service.spec.as_ref().and_then(|spec| spec.external_traffic_policy.as_deref())
-        == Some(ironlb_crds::v1alpha1::TRAFFIC_POLICY_LOCAL)
+        == Some(ironlb_core::v1alpha1::TRAFFIC_POLICY_LOCAL)
 }
 
 /// What `service` asks of the allocator. `namespace_labels` are the labels of its Namespace, for

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use ironlb_crds::address::Family;
+use ironlb_core::address::Family;
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;

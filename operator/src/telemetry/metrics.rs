@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use ironlb_crds::address::Family as AddressFamily;
+use ironlb_core::address::Family as AddressFamily;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -292,7 +292,7 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
-    use ironlb_crds::address::Family as AddressFamily;
+    use ironlb_core::address::Family as AddressFamily;
 
     use super::{Controller, Metrics};
     use std::time::Duration;

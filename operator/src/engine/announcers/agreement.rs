@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
-use ironlb_crds::announcer::{AnnouncerInputs, EndpointScope, PublishedInterface, PublishedNode};
-use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementSpec};
+use ironlb_core::announcer::endpoints::SERVICE_NAME_LABEL;
+use ironlb_core::announcer::{AnnouncerInputs, EndpointScope, PublishedInterface, PublishedNode};
+use ironlb_core::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementSpec};
 use ironlb_speaker::decide::ClusterView;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use super::{PoolInput, Winners, decide_listings};
 use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey, ServicePort};
 use crate::engine::pools::pool_config;
-use ironlb_crds::address::Family;
+use ironlb_core::address::Family;
 
 const LEASE_SECONDS: i32 = 2;
 

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use ironlb_crds::address::Family;
-use ironlb_crds::announcer::endpoints::SERVICE_NAME_LABEL;
-use ironlb_crds::announcer::{PublishedInterface, PublishedNode};
-use ironlb_crds::v1alpha1::{Allocation, IPAddressPool, L2Advertisement, L2AdvertisementSpec};
+use ironlb_core::address::Family;
+use ironlb_core::announcer::endpoints::SERVICE_NAME_LABEL;
+use ironlb_core::announcer::{PublishedInterface, PublishedNode};
+use ironlb_core::v1alpha1::{Allocation, IPAddressPool, L2Advertisement, L2AdvertisementSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -18,7 +18,7 @@ use kube::runtime::watcher::Event;
 use super::{Announcers, Listings, MIN_DECISION_INTERVAL, PoolInput, Winners, decide_listings};
 use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey, ServicePort};
 use crate::engine::pools::{pool_config, pool_status};
-use ironlb_crds::announcer::{AnnouncerInputs, EndpointScope, Touched};
+use ironlb_core::announcer::{AnnouncerInputs, EndpointScope, Touched};
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 /// `leaseDurationSeconds` of the speakers' Leases here.

@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 
 use http::{Method, Request, Response, StatusCode};
-use ironlb_crds::events::{Note, reason};
-use ironlb_crds::v1alpha1::{Allocation, IPAddressPoolStatus};
+use ironlb_core::events::{Note, reason};
+use ironlb_core::v1alpha1::{Allocation, IPAddressPoolStatus};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::client::Body;

@@ -1,4 +1,11 @@
-//! The `ironlb.io` API and the pure functions the operator and the speakers must agree on.
+//! The core the operator and the speakers share: the `ironlb.io` API, and every rule both must
+//! apply alike, written once so that they agree by construction rather than by care.
+//!
+//! Two halves, kept in one crate because each rule reads the API types and the API's validation
+//! (CEL and [`v1alpha1::IPAddressPoolSpec::validate`]) is itself one of the shared rules:
+//! - the API: [`v1alpha1`] (types, CEL, status vocabulary), [`events`], and the `crdgen` binary;
+//! - the core: [`address`], [`selector`], [`announcer`] (the announcer function and the
+//!   reduction of its inputs, [`announcer::AnnouncerInputs`]).
 //!
 //! - [`address`]: parsing pool entries, interval arithmetic, the allocator's interval sets.
 //! - [`announcer`]: who announces each address, and the facts it is decided from.

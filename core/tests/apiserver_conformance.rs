@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! KUBECONFIG=/path/to/throwaway/kubeconfig \
-//!     cargo test -p ironlb-crds --test apiserver_conformance -- --ignored --nocapture
+//!     cargo test -p ironlb-core --test apiserver_conformance -- --ignored --nocapture
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,8 +15,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ironlb_crds::address::parse_entry;
-use ironlb_crds::v1alpha1::{self, IPAddressPool, IPAddressPoolSpec, MAX_ADDRESSES, MAX_ENTRY_LENGTH};
+use ironlb_core::address::parse_entry;
+use ironlb_core::v1alpha1::{self, IPAddressPool, IPAddressPoolSpec, MAX_ADDRESSES, MAX_ENTRY_LENGTH};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use proptest::prelude::*;
@@ -104,7 +104,7 @@ async fn api_server_verdicts(pools: &Api<IPAddressPool>, entries: &[String]) -> 
 
 async fn install_crds(client: &kube::Client) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply("ironlb-crds-conformance").force();
+    let params = PatchParams::apply("ironlb-core-conformance").force();
     for crd in v1alpha1::crds() {
         let name = crd.metadata.name.clone().context("CRD without a name")?;
         crds.patch(&name, &params, &Patch::Apply(&crd)).await?;
