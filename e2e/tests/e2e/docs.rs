@@ -76,6 +76,10 @@ const RUN_HERE: &[(At, &str)] = &[
         r#"kubectl get ipaddresspool <pool> -o jsonpath='{range .status.allocations[*]}{.namespace}/{.name} {.ips} node={.node} interface={.interface} serving={.serving}{"\n"}{end}'"#,
     ),
     (At::Admin, "kubectl get events -n <namespace> --field-selector involvedObject.name=<service>,reason=Announcing"),
+    (
+        At::Admin,
+        r#"kubectl get l2advertisements -o jsonpath='{range .items[*]}{.metadata.name} {range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{end}{"\n"}{end}'"#,
+    ),
     (At::Admin, "kubectl get l2advertisements"),
     (At::Admin, "kubectl get l2advertisement <advertisement> -o yaml"),
     (At::Admin, "kubectl get nodes -L node.kubernetes.io/exclude-from-external-load-balancers"),
