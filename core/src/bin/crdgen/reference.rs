@@ -320,7 +320,7 @@ mod tests {
         ] {
             assert!(page.contains(&format!("### `{path}`\n")), "no block for {path}");
         }
-        assert!(block(&page, "status.allocations").contains("one entry per `namespace`, `name`"));
+        assert!(block(&page, "status.conditions").contains("one entry per `type`"));
     }
 
     #[test]
