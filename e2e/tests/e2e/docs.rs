@@ -317,6 +317,10 @@ fn documented_commands_work_on_a_served_and_a_pending_service(lab: &Lab) -> Resu
         "kubectl get events -n <namespace> --field-selector involvedObject.name=<service>,reason=Announcing",
         &["announced by node <node> on <interface>"],
     )?;
+    docs.run(
+        r#"kubectl get l2advertisements -o jsonpath='{range .items[*]}{.metadata.name} {range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{end}{"\n"}{end}'"#,
+        &["<advertisement> Ready=True SelectorsValid"],
+    )?;
     docs.run("kubectl get l2advertisements", &["<advertisement>"])?;
     docs.run("kubectl get l2advertisement <advertisement> -o yaml", &["ipAddressPools", "<pool>"])?;
     docs.run("kubectl get nodes -L node.kubernetes.io/exclude-from-external-load-balancers", &["<node>"])?;
