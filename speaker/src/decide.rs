@@ -237,48 +237,15 @@ impl ClusterView {
 mod tests {
     use std::time::Duration;
 
-    use ironlb_core::announcer::{PublishedInterface, PublishedNode};
-    use ironlb_core::v1alpha1::{
-        IPAddressPoolSpec, IPAddressPoolStatus, L2Advertisement, L2AdvertisementSpec, TRAFFIC_POLICY_LOCAL,
-    };
-    use k8s_openapi::api::coordination::v1::Lease;
+    use ironlb_core::v1alpha1::{L2Advertisement, L2AdvertisementSpec, TRAFFIC_POLICY_LOCAL};
     use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use kube::runtime::watcher::Event;
 
     use super::*;
+    use crate::fixtures::{allocation, lease, pool};
 
     const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
-
-    fn lease(node: &str, index: u8) -> Lease {
-        let facts = PublishedNode {
-            interfaces: vec![PublishedInterface {
-                name: "eth0".to_owned(),
-                mac: Some(format!("02:00:00:00:00:{index:02x}")),
-                up: true,
-                announce_by_default: true,
-                addresses: vec![format!("192.168.2.{index}/24"), format!("fd00::{index}/64")],
-            }],
-            ..PublishedNode::default()
-        };
-        facts.lease(node, &format!("pod-{node}"), 2, None)
-    }
-
-    fn allocation(name: &str, ips: &[&str], serving: bool) -> Allocation {
-        Allocation {
-            namespace: "web".to_owned(),
-            name: name.to_owned(),
-            ips: ips.iter().map(|&ip| ip.to_owned()).collect(),
-            serving,
-            ..Allocation::default()
-        }
-    }
-
-    fn pool(allocations: Vec<Allocation>) -> IPAddressPool {
-        let mut pool = IPAddressPool::new("default", IPAddressPoolSpec::new(["192.168.2.0/24", "fd00::/64"]));
-        pool.status = Some(IPAddressPoolStatus { allocations, ..IPAddressPoolStatus::default() });
-        pool
-    }
 
     fn view(now: Instant, allocations: Vec<Allocation>) -> ClusterView {
         let mut view = ClusterView::new("a");

@@ -4,6 +4,8 @@ pub mod claims;
 pub mod conflicts;
 pub mod controller;
 pub mod decide;
+#[cfg(test)]
+mod fixtures;
 pub mod lease;
 pub mod local;
 pub mod net;
