@@ -177,7 +177,9 @@ pub async fn run(
             () = sleep_until(state.next_conflict_tick()) => state.on_conflict_tick(Instant::now(), &driver.responder),
             () = sleep_until(state.next_wake()) => state.on_wake(Instant::now(), &driver.responder),
         };
-        driver.execute(effects, &interfaces.borrow_and_update());
+        // `borrow`, not `borrow_and_update`: an interface change that arrives while a claim's
+        // effects run must still wake `changed()` and schedule its own decision.
+        driver.execute(effects, &interfaces.borrow());
     }
 
     // Hand over: delete the Lease first, so peers take over at once ...
