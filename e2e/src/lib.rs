@@ -10,11 +10,13 @@
 
 mod command;
 mod lab;
+mod metrics;
 mod process;
 mod wait;
 
 pub use command::{CommandOutput, run};
 pub use lab::{Cleanup, Lab, LabSession};
+pub use metrics::{Metrics, Sample};
 pub use process::{Daemon, cpu_seconds};
 pub use wait::wait_for;
 
@@ -41,6 +43,89 @@ pub async fn create_load_balancer_services(
         .buffer_unordered(parallel)
         .try_collect()
         .await
+}
+
+/// Gives each of the Services `<prefix>-0` … `<prefix>-<count - 1>` (as
+/// [`create_load_balancer_services`] makes them, without a selector) one ready endpoint: an
+/// EndpointSlice `<prefix>-<n>-e2e` labelled `kubernetes.io/service-name`, made through `api`
+/// (the Services' namespace), `parallel` requests at a time. Service n's endpoint is
+/// `endpoints[n % endpoints.len()]`, an (IPv4 address, Node name) pair: in the lab a Pod's address
+/// is its node's own. The slices are managed by "ironlb-e2e", so kube-controller-manager's
+/// EndpointSlice controller leaves them alone. Creates that a busy API server refuses are
+/// retried (see [`create_retrying`]).
+pub async fn create_endpoint_slices(
+    api: &kube::Api<k8s_openapi::api::discovery::v1::EndpointSlice>,
+    prefix: &str,
+    count: usize,
+    endpoints: &[(std::net::Ipv4Addr, String)],
+    parallel: usize,
+) -> anyhow::Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    anyhow::ensure!(!endpoints.is_empty(), "no endpoint to give the Services");
+    futures::stream::iter(0..count)
+        .map(|n| async move {
+            let (address, node) = &endpoints[n % endpoints.len()];
+            let service = format!("{prefix}-{n}");
+            let slice = serde_json::from_value(serde_json::json!({
+                "metadata": {
+                    "name": format!("{service}-e2e"),
+                    "labels": {"kubernetes.io/service-name": service, "endpointslice.kubernetes.io/managed-by": "ironlb-e2e"},
+                },
+                "addressType": "IPv4",
+                "ports": [{"port": 80, "protocol": "TCP"}],
+                "endpoints": [{"addresses": [address.to_string()], "nodeName": node, "conditions": {"ready": true}}],
+            }))?;
+            create_retrying(api, slice).await
+        })
+        .buffer_unordered(parallel)
+        .try_collect()
+        .await
+}
+
+/// Deletes the Services `<prefix>-0` … `<prefix>-<count - 1>` through `api`, `parallel` at a
+/// time; those already gone are fine. Much faster than deleting their namespace: the namespace
+/// controller deletes Services one by one at kube-controller-manager's 20 requests per second.
+pub async fn delete_load_balancer_services(
+    api: &kube::Api<k8s_openapi::api::core::v1::Service>,
+    prefix: &str,
+    count: usize,
+    parallel: usize,
+) -> anyhow::Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(0..count)
+        .map(|n| async move {
+            match api.delete(&format!("{prefix}-{n}"), &kube::api::DeleteParams::default()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                Err(error) => Err(anyhow::Error::from(error)),
+            }
+        })
+        .buffer_unordered(parallel)
+        .try_collect()
+        .await
+}
+
+/// Creates `object` through `api`, retrying (up to 5 times, backing off) what a busy API server
+/// answers with 429, 5xx or a dropped connection. A retried create that finds the object made
+/// it the first time.
+pub async fn create_retrying<K>(api: &kube::Api<K>, object: K) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for attempt in 1.. {
+        let error = match api.create(&kube::api::PostParams::default(), &object).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt > 1 => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => kube::Error::Api(status),
+            Err(error @ (kube::Error::HyperError(_) | kube::Error::Service(_))) => error,
+            Err(error) => return Err(error.into()),
+        };
+        if attempt == 5 {
+            return Err(error.into());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+    }
+    unreachable!("the loop returns")
 }
 
 /// Runs one async step (a kube-rs call) to completion on the suite's

@@ -96,42 +96,36 @@ impl Speaker {
     }
 }
 
-/// A Prometheus text exposition.
+/// A speaker's (or the API server's) `/metrics`, parsed; the speaker's own sums beside
+/// [`ironlb_e2e::Metrics::sum`].
 #[derive(Clone, Debug)]
-pub(crate) struct Metrics(String);
+pub(crate) struct Metrics(ironlb_e2e::Metrics);
 
 impl From<String> for Metrics {
     fn from(text: String) -> Self {
-        Self(text)
+        Self(ironlb_e2e::Metrics::parse(&text))
+    }
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = ironlb_e2e::Metrics;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl Metrics {
-    /// The sum of every sample of `name` whose labels contain each of `labels` (e.g.
-    /// `protocol="arp"`); 0 when there is none.
-    pub(crate) fn sum(&self, name: &str, labels: &[&str]) -> f64 {
-        self.0
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| line.rsplit_once(' '))
-            .filter(|(series, _)| {
-                let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
-                series_name == name && labels.iter().all(|label| series_labels.contains(label))
-            })
-            .filter_map(|(_, value)| value.parse::<f64>().ok())
-            .sum()
-    }
-
     /// IPv4 addresses the speaker answers for.
     pub(crate) fn announced_v4(&self) -> u64 {
-        self.sum("ironlb_speaker_announced_addresses", &["family=\"ipv4\""]) as u64
+        self.sum("ironlb_speaker_announced_addresses", &[("family", "ipv4")]) as u64
     }
 
     /// Every frame the speaker's sockets handed it: requests (answered or not), other ARP and NA
     /// frames it ignored, and malformed ones.
     pub(crate) fn frames_delivered(&self) -> f64 {
         self.sum("ironlb_speaker_requests_received_total", &[])
-            + self.sum("ironlb_speaker_requests_ignored_total", &["reason=\"not_a_request\""])
+            + self.sum("ironlb_speaker_requests_ignored_total", &[("reason", "not_a_request")])
             + self.sum("ironlb_speaker_malformed_frames_dropped_total", &[])
     }
 }

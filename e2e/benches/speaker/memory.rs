@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use futures::{StreamExt, TryStreamExt};
-use ironlb_e2e::{Lab, block_on};
+use ironlb_e2e::{Lab, block_on, create_retrying};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use serde_json::json;
 
 use crate::Teardown;
@@ -272,10 +272,10 @@ struct PoolStatusWrites {
 impl PoolStatusWrites {
     fn read(lab: &Lab) -> Result<Self> {
         let metrics = Metrics::from(lab.kubectl(&["get", "--raw", "/metrics"])?.ok()?.stdout);
-        let pools = "resource=\"ipaddresspools\"";
+        let pools = ("resource", "ipaddresspools");
         Ok(Self {
-            applies: metrics.sum("apiserver_request_total", &[pools, "subresource=\"status\"", "verb=\"APPLY\""]),
-            bytes: metrics.sum("apiserver_request_body_size_bytes_sum", &[pools, "verb=\"patch\""]),
+            applies: metrics.sum("apiserver_request_total", &[pools, ("subresource", "status"), ("verb", "APPLY")]),
+            bytes: metrics.sum("apiserver_request_body_size_bytes_sum", &[pools, ("verb", "patch")]),
         })
     }
 
@@ -311,7 +311,7 @@ async fn create_services(
                     "metadata": {"name": name, "annotations": {"ironlb.io/address-pool": format!("{POOL_PREFIX}-{}", n % POOLS)}},
                     "spec": spec,
                 });
-                create(services, serde_json::from_value(service)?).await?;
+                create_retrying(services, serde_json::from_value(service)?).await?;
                 if endpoints == Some(Endpoints::Slices) {
                     let slice = json!({
                         "metadata": {
@@ -322,7 +322,7 @@ async fn create_services(
                         "ports": [{"port": 8080, "protocol": "TCP"}],
                         "endpoints": [{"addresses": [address.to_string()], "nodeName": node, "conditions": {"ready": true}}],
                     });
-                    create(slices, serde_json::from_value(slice)?).await?;
+                    create_retrying(slices, serde_json::from_value(slice)?).await?;
                 }
                 anyhow::Ok(())
             }
@@ -378,28 +378,6 @@ fn record_allocations(lab: &Lab, range: Range<usize>) -> Result<()> {
         lab.kubectl_with_input(&apply, &status.to_string())?.ok()?;
     }
     Ok(())
-}
-
-/// Creates `object`, retrying (up to 5 times, backing off) what a busy API server answers with
-/// 429, 5xx or a dropped connection. A retried create that finds the object made it the first time.
-async fn create<K>(api: &Api<K>, object: K) -> Result<()>
-where
-    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    for attempt in 1.. {
-        let error = match api.create(&PostParams::default(), &object).await {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 409 && attempt > 1 => return Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 429 || status.code >= 500 => kube::Error::Api(status),
-            Err(error @ (kube::Error::HyperError(_) | kube::Error::Service(_))) => error,
-            Err(error) => return Err(error.into()),
-        };
-        if attempt == 5 {
-            return Err(error.into());
-        }
-        tokio::time::sleep(Duration::from_secs(attempt)).await;
-    }
-    unreachable!("the loop returns")
 }
 
 /// What [`wait_announced`] saw.

@@ -135,7 +135,7 @@ pub(crate) fn run(lab: &Lab, hosts: &Hosts, announced: &Announced) -> Result<()>
 }
 
 fn burst(lab: &Lab, hosts: &Hosts, speaker: &Speaker, target: Target, rate: u32, by_speaker: bool) -> Result<Row> {
-    let arp = ["protocol=\"arp\""];
+    let arp = [("protocol", "arp")];
     let before = speaker.metrics(lab)?;
     let cpu_before = speaker.cpu_seconds()?;
     let started = std::time::Instant::now();

@@ -111,7 +111,7 @@ pub(crate) fn announce_one_service(lab: &Lab, pool: &str, namespace: &str, range
     let speaker = Speaker::of(lab, &node)?;
     wait_for(&format!("the speaker on {node} to announce both addresses"), Duration::from_secs(60), || {
         let metrics = speaker.metrics(lab)?;
-        let v6_count = metrics.sum("ironlb_speaker_announced_addresses", &["family=\"ipv6\""]);
+        let v6_count = metrics.sum("ironlb_speaker_announced_addresses", &[("family", "ipv6")]);
         Ok((metrics.announced_v4() >= 1 && v6_count >= 1.0).then_some(()))
     })?;
     // The take-over burst (gratuitous ARP and unsolicited NA at 0, 0.5, 1.5 and 3.5 s) is over.

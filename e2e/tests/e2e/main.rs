@@ -16,6 +16,7 @@ mod failover;
 mod faults;
 mod migrate;
 mod operator;
+mod scale;
 mod speaker;
 mod support;
 mod unreadable;
@@ -55,6 +56,7 @@ fn main() {
         docs::TESTS,
         migrate::TESTS,
         unreadable::TESTS,
+        scale::TESTS,
     ]
     .concat();
     let mut trials: Vec<Trial> = tests

@@ -8,11 +8,13 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use ironlb_e2e::{Lab, wait_for};
 
 use crate::Test;
-use crate::support::{SETTLE, allocation, pod, service, setup, wait_announcer, wait_event, wait_ingress};
+use crate::support::{
+    SETTLE, allocation, pod, service, setup, speaker_metric, wait_announcer, wait_event, wait_ingress,
+};
 use crate::wire::{Capture, arping, mac_of, ndisc6, saw_gratuitous_arp, saw_unsolicited_na, wait_arping, wait_curl};
 
 pub(crate) const TESTS: &[Test] = &[
@@ -226,15 +228,6 @@ fn selectorless_service_with_a_hand_made_endpointslice_is_announced(lab: &Lab) -
     ensure!(&announcer == node, "the hand-made endpoint is on {node}, but {announcer} announces");
     wait_arping(lab, "192.168.2.10", &mac_of(lab, node)?)?;
     Ok(())
-}
-
-/// One series of a speaker's `/metrics`, read inside its node namespace.
-fn speaker_metric(lab: &Lab, node: &str, series: &str) -> Result<f64> {
-    let text = lab.in_netns(node, &["curl", "-fsS", "http://127.0.0.1:7473/metrics"])?.ok()?.stdout;
-    let Some(line) = text.lines().find(|line| line.starts_with(series) && line[series.len()..].starts_with(' ')) else {
-        bail!("{series} is not exported by the speaker on {node}:\n{text}");
-    };
-    Ok(line.rsplit(' ').next().unwrap_or_default().parse()?)
 }
 
 fn metrics_count_what_the_wire_saw(lab: &Lab) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use ironlb_e2e::{Cleanup, Lab, wait_for};
 
 /// How long a controller gets to act on a change (generous: the lab shares
@@ -97,15 +97,30 @@ pub(crate) const V6_RANGE: &str = "fd6c:6a7e:5f2b:2::10-fd6c:6a7e:5f2b:2::49";
 pub(crate) fn setup(lab: &Lab, name: &str, adv_spec: &str) -> Result<Cleanup> {
     let mut cleanup = lab.cleanup();
     cleanup.namespace(name)?;
+    advertised_pool(lab, &mut cleanup, name, &[V4_RANGE, V6_RANGE], "", adv_spec)?;
+    Ok(cleanup)
+}
+
+/// A pool `name` of `addresses` (plus `pool_spec`, YAML lines under `spec`) and an
+/// L2Advertisement `name` announcing it (`adv_spec` YAML lines; empty announces it from every
+/// node), both removed by `cleanup` at the end.
+pub(crate) fn advertised_pool(
+    lab: &Lab,
+    cleanup: &mut Cleanup,
+    name: &str,
+    addresses: &[&str],
+    pool_spec: &str,
+    adv_spec: &str,
+) -> Result<()> {
     cleanup.object(&format!("ipaddresspool/{name}"));
     cleanup.object(&format!("l2advertisement/{name}"));
-    lab.apply(&pool(name, &[V4_RANGE, V6_RANGE], ""))?;
+    lab.apply(&pool(name, addresses, pool_spec))?;
     let spec = format!("ipAddressPools: [{name}]\n{adv_spec}");
     lab.apply(&format!(
         "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata:\n  name: {name}\nspec:\n{}",
         indent(&spec)
     ))?;
-    Ok(cleanup)
+    Ok(())
 }
 
 /// A Pod of app `app`, run by the lab's kubelet stand-in (on `node` when given).
@@ -147,4 +162,13 @@ pub(crate) fn wait_announcer(
         Ok(node.zip(interface).map(|(n, i)| (n.to_owned(), i.to_owned())))
     })
     .with_context(|| format!("last allocation entry: {last:?}"))
+}
+
+/// One series of a speaker's `/metrics`, read inside its node namespace.
+pub(crate) fn speaker_metric(lab: &Lab, node: &str, series: &str) -> Result<f64> {
+    let text = lab.in_netns(node, &["curl", "-fsS", "http://127.0.0.1:7473/metrics"])?.ok()?.stdout;
+    let Some(line) = text.lines().find(|line| line.starts_with(series) && line[series.len()..].starts_with(' ')) else {
+        bail!("{series} is not exported by the speaker on {node}:\n{text}");
+    };
+    Ok(line.rsplit(' ').next().unwrap_or_default().parse()?)
 }
