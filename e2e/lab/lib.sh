@@ -48,7 +48,10 @@ LAB_HELM_NAMESPACE=ironlb-system
 
 # ---------------------------------------------------------------------------------------------
 # The LAN. One bridge (a dumb switch) in a namespace of its own, and one namespace per host.
-LAB_LAN_V4=192.168.2.0/24
+# A /19 (192.168.0.0-192.168.31.255), not a /24: the scale test's pool of 5,000+ addresses must
+# be on the hosts' own subnet, since a speaker announces only addresses of its interface's subnet
+# and the client resolves only on-link addresses. The hosts keep their 192.168.2.x addresses.
+LAB_LAN_V4=192.168.0.0/19
 LAB_LAN_V6=fd6c:6a7e:5f2b:2::/64
 LAB_LAN_NETNS=ironlb-lan
 LAB_BRIDGE=br0
@@ -486,7 +489,7 @@ lab_add_host() {
   ip -n "$LAB_LAN_NETNS" link add "${LAB_PORT[$host]}" address "${LAB_PORT_MAC[$host]}" type veth \
     peer name "$LAB_IFACE" address "${LAB_MAC[$host]}" netns "$host"
   ip -n "$LAB_LAN_NETNS" link set "${LAB_PORT[$host]}" master "$LAB_BRIDGE" up
-  ip -n "$host" addr add "${LAB_V4[$host]}/24" dev "$LAB_IFACE"
+  ip -n "$host" addr add "${LAB_V4[$host]}/${LAB_LAN_V4#*/}" dev "$LAB_IFACE"
   ip -n "$host" addr add "${LAB_V6[$host]}/64" dev "$LAB_IFACE" nodad
   ip -n "$host" link set "$LAB_IFACE" up
 }

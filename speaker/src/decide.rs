@@ -1,8 +1,9 @@
 //! What this node announces: the announcer function of `ironlb-core` over the cluster as this
 //! speaker's watches show it.
 //!
-//! [`ClusterView`] holds only reductions: each pool's labels and `status.allocations` (the
-//! speaker's one source of what to announce — it keeps no Service cache) and the
+//! [`ClusterView`] holds only reductions: each pool's labels and address ranges, the allocation
+//! record's [`IPAllocationSlice`]s (the speaker's one source of what to announce — it keeps no
+//! Service cache) and the
 //! [`AnnouncerInputs`] — the compiled L2Advertisements, the peers' Leases and, for
 //! `externalTrafficPolicy: Local` Services only, their endpoints — reduced by the very code the
 //! operator runs. Every speaker and the operator evaluate the same function over the same facts,
@@ -21,12 +22,20 @@ use ironlb_core::announcer::endpoints::ServiceKey;
 use ironlb_core::announcer::{
     AnnouncerInputs, EndpointScope, Labels, PoolFacts, ServiceFacts, announcements, service_interface,
 };
-use ironlb_core::v1alpha1::{Allocation, IPAddressPool};
+use ironlb_core::v1alpha1::{Allocation, IPAddressPool, IPAllocationSlice};
 
-/// One pool as the speaker needs it.
+/// One pool as the speaker needs it: what advertisements select it by, and the addresses it may
+/// announce from it.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct PoolRecord {
     labels: Labels,
+    ranges: Vec<AddressRange>,
+}
+
+/// One slice of the allocation record, as the watch delivered it.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct SliceRecord {
+    pool: String,
     allocations: Vec<Allocation>,
 }
 
@@ -34,18 +43,22 @@ struct PoolRecord {
 #[derive(Debug)]
 pub struct ClusterView {
     pools: BTreeMap<String, PoolRecord>,
+    /// By slice name.
+    slices: BTreeMap<String, SliceRecord>,
     /// The peers' Leases, the L2Advertisements and the endpoints of the `Local` Services (only
     /// those are watched, one watch per Service).
     pub inputs: AnnouncerInputs,
-    /// Addresses allocated after the pools were first listed and not yet announced by any node
+    /// Addresses allocated after the record was first listed and not yet announced by any node
     /// as far as this one knows: a new Service's addresses, probed for before they are announced
     /// the first time.
     fresh: BTreeSet<IpAddr>,
     /// This speaker's node: an address the pool status records on another node has been
     /// announced before, so taking it over is not its first announcement.
     node: String,
-    /// Whether the pools have been listed: what the first list shows is not new.
-    listed: bool,
+    /// Whether the pools have been listed.
+    pools_listed: bool,
+    /// Whether the slices have been listed: what the first list shows is not new.
+    slices_listed: bool,
 }
 
 /// One Service this node announces.
@@ -68,30 +81,27 @@ pub struct Decision {
     pub unannounced: usize,
 }
 
-/// The allocations as the speaker may announce them: only addresses inside the pool's own
-/// `spec.addresses`. The status is written by the operator, but anyone allowed to write a pool's
-/// status must not be able to make every node answer ARP for, say, the LAN's gateway; an address
-/// outside the spec is dropped (and logged), the rest of its allocation stays.
-fn within_spec(pool: &IPAddressPool, allocations: &[Allocation]) -> Vec<Allocation> {
-    let ranges: Vec<AddressRange> = pool.spec.addresses.iter().filter_map(|entry| parse_entry(entry).ok()).collect();
-    let inside = |ip: &String| ip.parse::<IpAddr>().is_ok_and(|ip| ranges.iter().any(|range| range.contains(ip)));
-    allocations
-        .iter()
-        .map(|allocation| {
-            let (kept, dropped): (Vec<String>, Vec<String>) = allocation.ips.iter().cloned().partition(inside);
-            if !dropped.is_empty() {
-                tracing::warn!(pool = pool.metadata.name.as_deref().unwrap_or_default(), service = %format!("{}/{}", allocation.namespace, allocation.name), addresses = ?dropped,
-                    "the pool status lists addresses outside the pool's spec.addresses: not announcing them");
-            }
-            Allocation { ips: kept, ..allocation.clone() }
-        })
-        .filter(|allocation| !allocation.ips.is_empty())
-        .collect()
+/// The allocations of `slice` as the speaker may announce them: only addresses inside its pool's
+/// own `spec.addresses`. The record is written by the operator, but anyone allowed to write a
+/// slice must not be able to make every node answer ARP for, say, the LAN's gateway; an address
+/// outside the spec (or of a pool this speaker does not know) is dropped and logged, the rest of
+/// its allocation stays.
+fn within_spec<'a>(pool: Option<&PoolRecord>, slice: &'a SliceRecord) -> impl Iterator<Item = Allocation> + 'a {
+    let ranges = pool.map(|pool| pool.ranges.clone()).unwrap_or_default();
+    slice.allocations.iter().filter_map(move |allocation| {
+        let inside = |ip: &String| ip.parse::<IpAddr>().is_ok_and(|ip| ranges.iter().any(|range| range.contains(ip)));
+        let (kept, dropped): (Vec<String>, Vec<String>) = allocation.ips.iter().cloned().partition(inside);
+        if !dropped.is_empty() {
+            tracing::warn!(pool = slice.pool, service = %format!("{}/{}", allocation.namespace, allocation.name), addresses = ?dropped,
+                "the allocation record lists addresses outside the pool's spec.addresses: not announcing them");
+        }
+        (!kept.is_empty()).then(|| Allocation { ips: kept, ..allocation.clone() })
+    })
 }
 
-/// Every address a pool's allocations hold.
-fn addresses_of(pool: &PoolRecord) -> BTreeSet<IpAddr> {
-    pool.allocations.iter().flat_map(|a| &a.ips).filter_map(|ip| ip.parse().ok()).collect()
+/// Every address a slice's allocations hold.
+fn addresses_of(slice: &SliceRecord) -> BTreeSet<IpAddr> {
+    slice.allocations.iter().flat_map(|a| &a.ips).filter_map(|ip| ip.parse().ok()).collect()
 }
 
 impl ClusterView {
@@ -99,24 +109,50 @@ impl ClusterView {
     pub fn new(node: &str) -> Self {
         Self {
             pools: BTreeMap::new(),
+            slices: BTreeMap::new(),
             inputs: AnnouncerInputs::new(EndpointScope::PerService),
             fresh: BTreeSet::new(),
             node: node.to_owned(),
-            listed: false,
+            pools_listed: false,
+            slices_listed: false,
         }
     }
 
     /// Records a pool as the watch delivered it. Returns whether anything the decision reads
-    /// changed (a status write that only touched counts or conditions does not).
+    /// changed: its labels or its addresses (a status write never does).
     pub fn set_pool(&mut self, pool: &IPAddressPool) -> bool {
         let Some(name) = pool.metadata.name.clone() else { return false };
         let record = PoolRecord {
             labels: pool.metadata.labels.clone().unwrap_or_default(),
-            allocations: pool.status.as_ref().map(|status| within_spec(pool, &status.allocations)).unwrap_or_default(),
+            ranges: pool.spec.addresses.iter().filter_map(|entry| parse_entry(entry).ok()).collect(),
         };
-        let before = self.pools.get(&name).map(addresses_of).unwrap_or_default();
+        self.pools.insert(name, record.clone()) != Some(record)
+    }
+
+    /// Forgets a deleted pool.
+    pub fn remove_pool(&mut self, name: &str) -> bool {
+        self.pools.remove(name).is_some()
+    }
+
+    /// Forgets every pool: a relist follows.
+    pub fn clear_pools(&mut self) {
+        self.pools.clear();
+        self.pools_listed = false;
+    }
+
+    /// The pools have been listed (the watch's first list, or a relist, is complete).
+    pub fn pools_listed(&mut self) {
+        self.pools_listed = true;
+    }
+
+    /// Records a slice of the allocation record as the watch delivered it. Returns whether
+    /// anything the decision reads changed (a write that only touched its counts does not).
+    pub fn set_slice(&mut self, slice: &IPAllocationSlice) -> bool {
+        let Some(name) = slice.metadata.name.clone() else { return false };
+        let record = SliceRecord { pool: slice.pool().to_owned(), allocations: slice.allocations().to_vec() };
+        let before = self.slices.get(&name).map(addresses_of).unwrap_or_default();
         let after = addresses_of(&record);
-        if self.listed {
+        if self.slices_listed {
             self.fresh.extend(after.difference(&before));
         }
         for gone in before.difference(&after) {
@@ -133,37 +169,53 @@ impl ClusterView {
         for announced in elsewhere {
             self.fresh.remove(&announced);
         }
-        self.pools.insert(name, record.clone()) != Some(record)
+        self.slices.insert(name, record.clone()) != Some(record)
     }
 
-    /// Forgets a deleted pool.
-    pub fn remove_pool(&mut self, name: &str) -> bool {
-        let Some(record) = self.pools.remove(name) else { return false };
+    /// Forgets a deleted slice.
+    pub fn remove_slice(&mut self, name: &str) -> bool {
+        let Some(record) = self.slices.remove(name) else { return false };
         for gone in addresses_of(&record) {
             self.fresh.remove(&gone);
         }
         true
     }
 
-    /// Forgets every pool: a relist follows, and what it shows is not new.
-    pub fn clear_pools(&mut self) {
-        self.pools.clear();
-        self.listed = false;
+    /// Forgets every slice: a relist follows, and what it shows is not new.
+    pub fn clear_slices(&mut self) {
+        self.slices.clear();
+        self.slices_listed = false;
     }
 
-    /// The pools have been listed (the watch's first list, or a relist, is complete).
-    pub fn pools_listed(&mut self) {
-        self.listed = true;
+    /// The slices have been listed (the watch's first list, or a relist, is complete).
+    pub fn slices_listed(&mut self) {
+        self.slices_listed = true;
+    }
+
+    /// Every allocation this speaker may announce, with its pool: each Service once (should two
+    /// slices list one Service, as they may for a moment while it moves between pools, the first
+    /// slice by name counts), addresses outside its pool's spec dropped.
+    fn allocations(&self) -> Vec<(&str, Allocation)> {
+        let mut seen = BTreeSet::new();
+        let mut all = Vec::new();
+        for slice in self.slices.values() {
+            for allocation in within_spec(self.pools.get(&slice.pool), slice) {
+                if seen.insert(ServiceKey::new(&allocation.namespace, &allocation.name)) {
+                    all.push((slice.pool.as_str(), allocation));
+                }
+            }
+        }
+        all
     }
 
     /// Whether every watch has listed once: before that, a half-listed cluster could make this
     /// node announce what a peer announces.
     pub fn synced(&self) -> bool {
-        self.listed && self.inputs.synced().all()
+        self.pools_listed && self.slices_listed && self.inputs.synced().all()
     }
 
-    /// Whether `address` was allocated after the pools were listed and has not been announced
-    /// yet: neither by this node nor, as the pool status records, by another.
+    /// Whether `address` was allocated after the record was listed and has not been announced
+    /// yet: neither by this node nor, as the record records, by another.
     pub fn is_fresh(&self, address: IpAddr) -> bool {
         self.fresh.contains(&address)
     }
@@ -176,24 +228,23 @@ impl ClusterView {
     /// The `externalTrafficPolicy: Local` Services holding addresses: the ones whose
     /// EndpointSlices this speaker must watch.
     pub fn local_services(&self) -> BTreeSet<ServiceKey> {
-        self.pools
-            .values()
-            .flat_map(|pool| &pool.allocations)
-            .filter(|allocation| allocation.is_local() && !allocation.ips.is_empty())
-            .map(|allocation| ServiceKey::new(&allocation.namespace, &allocation.name))
+        self.allocations()
+            .into_iter()
+            .filter(|(_, allocation)| allocation.is_local())
+            .map(|(_, allocation)| ServiceKey::new(&allocation.namespace, &allocation.name))
             .collect()
     }
 
     /// The facts of every Service holding addresses.
     fn service_facts(&self) -> Vec<ServiceFacts> {
+        let mut pools: BTreeMap<&str, PoolFacts> = BTreeMap::new();
         let mut services = Vec::new();
-        for (name, pool) in &self.pools {
-            let pool_facts = PoolFacts { name: name.clone(), labels: pool.labels.clone() };
-            for allocation in &pool.allocations {
-                let mut facts = ServiceFacts::from_allocation(&pool_facts, allocation);
-                self.inputs.patch_local_endpoints(&mut facts);
-                services.push(facts);
-            }
+        for (pool, allocation) in self.allocations() {
+            let labels = || self.pools.get(pool).map(|record| record.labels.clone()).unwrap_or_default();
+            let pool_facts = pools.entry(pool).or_insert_with(|| PoolFacts { name: pool.to_owned(), labels: labels() });
+            let mut facts = ServiceFacts::from_allocation(pool_facts, &allocation);
+            self.inputs.patch_local_endpoints(&mut facts);
+            services.push(facts);
         }
         services
     }
@@ -243,7 +294,7 @@ mod tests {
     use kube::runtime::watcher::Event;
 
     use super::*;
-    use crate::fixtures::{allocation, lease, pool};
+    use crate::fixtures::{allocation, lease, pool, slice};
 
     const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 
@@ -253,7 +304,8 @@ mod tests {
         for (index, node) in NODES.iter().enumerate() {
             view.inputs.take_lease(Event::Apply(lease(node, 101 + index as u8)), now);
         }
-        view.set_pool(&pool(allocations));
+        view.set_pool(&pool());
+        view.set_slice(&slice(allocations));
         view
     }
 
@@ -340,9 +392,9 @@ mod tests {
     #[test]
     fn only_addresses_allocated_after_the_first_list_are_fresh() {
         let mut view = ClusterView::new("");
-        view.set_pool(&pool(vec![allocation("old", &["192.168.2.10"], true)]));
-        view.pools_listed();
-        view.set_pool(&pool(vec![
+        view.set_slice(&slice(vec![allocation("old", &["192.168.2.10"], true)]));
+        view.slices_listed();
+        view.set_slice(&slice(vec![
             allocation("old", &["192.168.2.10"], true),
             allocation("new", &["192.168.2.11"], true),
         ]));
@@ -351,50 +403,80 @@ mod tests {
         view.settle(new);
         assert!(!view.is_fresh(new));
         // Released and allocated again: new again.
-        view.set_pool(&pool(vec![allocation("old", &["192.168.2.10"], true)]));
-        view.set_pool(&pool(vec![
+        view.set_slice(&slice(vec![allocation("old", &["192.168.2.10"], true)]));
+        view.set_slice(&slice(vec![
             allocation("old", &["192.168.2.10"], true),
             allocation("again", &["192.168.2.11"], true),
         ]));
         assert!(view.is_fresh(new));
         // A relist shows nothing new.
-        view.clear_pools();
-        view.set_pool(&pool(vec![allocation("late", &["192.168.2.12"], true)]));
-        view.pools_listed();
+        view.clear_slices();
+        view.set_slice(&slice(vec![allocation("late", &["192.168.2.12"], true)]));
+        view.slices_listed();
         assert!(!view.is_fresh("192.168.2.12".parse().expect("ip")));
     }
 
     #[test]
     fn an_address_recorded_on_another_node_is_a_take_over_not_a_first_announcement() {
         let mut view = ClusterView::new("node-b");
-        view.pools_listed();
+        view.slices_listed();
         let address: IpAddr = "192.168.2.11".parse().expect("ip");
         // Allocated while this node runs: new, and recorded on this node (the operator ran the
         // same function): this node's first announcement, probed.
         let mut mine = allocation("new", &["192.168.2.11"], true);
         mine.node = Some("node-b".to_owned());
-        view.set_pool(&pool(vec![mine.clone()]));
+        view.set_slice(&slice(vec![mine.clone()]));
         assert!(view.is_fresh(address));
         // Recorded on node-a (which announced it), later taken over by node-b: not fresh.
         let mut theirs = mine;
         theirs.node = Some("node-a".to_owned());
-        view.set_pool(&pool(vec![theirs.clone()]));
+        view.set_slice(&slice(vec![theirs.clone()]));
         assert!(!view.is_fresh(address), "taking over an announced address must not wait for a probe");
         // Recorded on another node from the start: no probe either.
         let mut view = ClusterView::new("node-b");
-        view.pools_listed();
-        view.set_pool(&pool(vec![theirs]));
+        view.slices_listed();
+        view.set_slice(&slice(vec![theirs]));
         assert!(!view.is_fresh(address));
     }
 
     #[test]
     fn only_allocation_changes_count_as_changes() {
         let mut view = ClusterView::new("");
-        let mut pool = pool(vec![allocation("web", &["192.168.2.14"], true)]);
+        let mut slice = slice(vec![allocation("web", &["192.168.2.14"], true)]);
+        assert!(view.set_slice(&slice));
+        slice.status.as_mut().expect("status").announced_count = 1;
+        assert!(!view.set_slice(&slice), "its counts are for people");
+        slice.status.as_mut().expect("status").allocations[0].serving = false;
+        assert!(view.set_slice(&slice));
+        let mut pool = pool();
         assert!(view.set_pool(&pool));
-        pool.status.as_mut().expect("status").assigned_summary = Some("v4=1".to_owned());
-        assert!(!view.set_pool(&pool));
-        pool.status.as_mut().expect("status").allocations[0].serving = false;
-        assert!(view.set_pool(&pool));
+        pool.status = Some(ironlb_core::v1alpha1::IPAddressPoolStatus {
+            assigned_summary: Some("v4=1".to_owned()),
+            ..Default::default()
+        });
+        assert!(!view.set_pool(&pool), "a pool's status is not read");
+        pool.metadata.labels = Some([("zone".to_owned(), "lan".to_owned())].into());
+        assert!(view.set_pool(&pool), "its labels select advertisements");
+    }
+
+    #[test]
+    fn every_slice_counts_and_a_service_listed_twice_is_announced_once() {
+        let now = Instant::now();
+        let mut view = view(now, vec![allocation("a", &["192.168.2.10"], true)]);
+        let mut second =
+            slice(vec![allocation("b", &["192.168.2.11"], true), allocation("a", &["192.168.2.10"], true)]);
+        second.metadata.name = Some("default-1".to_owned());
+        view.set_slice(&second);
+        assert_eq!(owners(&view, now, "192.168.2.11").len(), 1, "the second slice is read too");
+        let services: usize = NODES.iter().map(|node| view.decide(node, now).services.len()).sum();
+        assert_eq!(services, 2, "a and b, once each");
+        // A slice of a pool this speaker does not know announces nothing.
+        let mut stray = slice(vec![allocation("c", &["192.168.2.12"], true)]);
+        stray.metadata.name = Some("other-0".to_owned());
+        stray.spec.pool = "other".to_owned();
+        view.set_slice(&stray);
+        assert!(owners(&view, now, "192.168.2.12").is_empty());
+        assert!(view.remove_slice("default-1"));
+        assert!(owners(&view, now, "192.168.2.11").is_empty());
     }
 }

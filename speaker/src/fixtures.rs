@@ -1,8 +1,10 @@
-//! Objects the unit tests feed the speaker: a node's Lease as its speaker publishes it, a pool
-//! with allocations in its status. One set for every test module, so each reads the same cluster.
+//! Objects the unit tests feed the speaker: a node's Lease as its speaker publishes it, a pool,
+//! and a slice of its allocation record. One set for every test module, so each reads the same cluster.
 
 use ironlb_core::announcer::{PublishedInterface, PublishedNode};
-use ironlb_core::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus};
+use ironlb_core::v1alpha1::{
+    Allocation, IPAddressPool, IPAddressPoolSpec, IPAllocationSlice, IPAllocationSliceSpec, IPAllocationSliceStatus,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 
 use crate::packet::MacAddress;
@@ -39,9 +41,14 @@ pub(crate) fn allocation(name: &str, ips: &[&str], serving: bool) -> Allocation 
     }
 }
 
-/// Pool `default` (`192.168.2.0/24`, `fd00::/64`) with `allocations` in its status.
-pub(crate) fn pool(allocations: Vec<Allocation>) -> IPAddressPool {
-    let mut pool = IPAddressPool::new("default", IPAddressPoolSpec::new(["192.168.2.0/24", "fd00::/64"]));
-    pool.status = Some(IPAddressPoolStatus { allocations, ..IPAddressPoolStatus::default() });
-    pool
+/// Pool `default`: `192.168.2.0/24` and `fd00::/64`.
+pub(crate) fn pool() -> IPAddressPool {
+    IPAddressPool::new("default", IPAddressPoolSpec::new(["192.168.2.0/24", "fd00::/64"]))
+}
+
+/// Slice `default-0` of pool `default`'s record, listing `allocations`.
+pub(crate) fn slice(allocations: Vec<Allocation>) -> IPAllocationSlice {
+    let mut slice = IPAllocationSlice::new("default-0", IPAllocationSliceSpec { pool: "default".to_owned() });
+    slice.status = Some(IPAllocationSliceStatus::listing(allocations));
+    slice
 }

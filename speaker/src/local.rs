@@ -47,7 +47,13 @@ pub fn published_node(node: Option<&Node>, interfaces: &[Interface], conflicts: 
         })
         .collect();
     interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-    PublishedNode { labels, network_unavailable, interfaces, conflicts: conflicts.to_vec() }
+    PublishedNode {
+        labels,
+        network_unavailable,
+        interfaces,
+        conflicts: conflicts.to_vec(),
+        reads_allocation_slices: true,
+    }
 }
 
 /// The local facts, kept current: the published annotation text (for the Lease) and the

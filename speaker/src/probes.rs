@@ -109,22 +109,21 @@ impl Probes {
 
 #[cfg(test)]
 mod tests {
-    use ironlb_core::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus};
+    use ironlb_core::v1alpha1::Allocation;
 
     use super::*;
 
     fn view_with_new(address: &str) -> ClusterView {
         let mut view = ClusterView::new("");
-        view.pools_listed();
-        let mut pool = IPAddressPool::new("p", IPAddressPoolSpec::new(["192.168.2.0/24"]));
+        view.slices_listed();
         let allocation = Allocation {
             namespace: "ns".into(),
             name: "svc".into(),
             ips: vec![address.into()],
             ..Allocation::default()
         };
-        pool.status = Some(IPAddressPoolStatus { allocations: vec![allocation], ..IPAddressPoolStatus::default() });
-        view.set_pool(&pool);
+        view.set_pool(&crate::fixtures::pool());
+        view.set_slice(&crate::fixtures::slice(vec![allocation]));
         view
     }
 

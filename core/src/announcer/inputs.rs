@@ -124,6 +124,12 @@ impl AnnouncerInputs {
         self.peers.node_facts(now)
     }
 
+    /// The live speakers of an older release, which read only the pool status's allocation list
+    /// (see [`Peers::slice_unaware`]).
+    pub fn slice_unaware_speakers(&self, now: Instant) -> Vec<String> {
+        self.peers.slice_unaware(now).into_iter().map(str::to_owned).collect()
+    }
+
     /// The address conflicts live speakers report, each with its node, sorted.
     pub fn conflicts(&self, now: Instant) -> Vec<(String, PublishedConflict)> {
         let mut reported: Vec<(String, PublishedConflict)> =

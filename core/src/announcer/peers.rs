@@ -69,6 +69,11 @@ pub struct PublishedNode {
     /// address. The operator turns them into the `AddressConflict` condition of their pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<PublishedConflict>,
+    /// This speaker reads the allocation record from its IPAllocationSlices. A speaker of an
+    /// older release reads only the pool status's own list, so while one runs (the middle of a
+    /// rolling upgrade) the operator keeps that list whole, as that release wrote it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reads_allocation_slices: bool,
 }
 
 /// An address of a pool that a host other than an ironlb speaker uses, as one speaker found it.
@@ -338,6 +343,17 @@ impl Peers {
             .collect()
     }
 
+    /// The live nodes whose speaker does not say it reads the allocation record's slices: an
+    /// older release, reading only the pool status's list ([`PublishedNode::reads_allocation_slices`]).
+    pub fn slice_unaware(&self, now: Instant) -> Vec<&str> {
+        let latest = self.latest_observation();
+        self.nodes
+            .iter()
+            .filter(|(_, peer)| self.counts_live(peer, now, latest) && !peer.facts.reads_allocation_slices)
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
     /// The node whose speaker published `mac` (lowercase `aa:bb:…`) on one of its interfaces —
     /// also when its Lease is gone (a graceful stop, an expiry): a speaker's frames are never a
     /// foreign host's.
@@ -400,6 +416,7 @@ mod tests {
                 addresses: vec!["192.168.2.101/24".to_owned(), "fd00::101/64".to_owned(), "garbage".to_owned()],
             }],
             conflicts: Vec::new(),
+            reads_allocation_slices: true,
         }
     }
 
@@ -437,6 +454,23 @@ mod tests {
         let renewed = versioned("node-a", Some(&published()), Some("pod-a"), Some("2"));
         peers.observe(&renewed, seen + Duration::from_millis(1_500));
         assert!(peers.conflicts(later).is_empty(), "node-b went silent while node-a renewed: its report lapses");
+    }
+
+    #[test]
+    fn a_live_speaker_of_an_older_release_is_told_apart_by_what_it_does_not_publish() {
+        // An older release's facts: no readsAllocationSlices key at all.
+        let older = r#"{"labels":{},"networkUnavailable":false,"interfaces":[]}"#;
+        let older = PublishedNode::from_annotation(older).expect("an older speaker's facts parse");
+        assert!(!older.reads_allocation_slices);
+        assert!(published().to_annotation().contains(r#""readsAllocationSlices":true"#));
+        let mut peers = Peers::default();
+        let seen = Instant::now();
+        peers.observe(&lease("node-a", Some(&published()), Some("pod-a")), seen);
+        peers.observe(&lease("node-b", Some(&older), Some("pod-b")), seen);
+        assert_eq!(peers.slice_unaware(seen), ["node-b"]);
+        // Replaced by this release (the rolling upgrade reaches it): none left.
+        peers.observe(&versioned("node-b", Some(&published()), Some("pod-b2"), Some("2")), seen);
+        assert!(peers.slice_unaware(seen).is_empty());
     }
 
     fn live_nodes(peers: &Peers, now: Instant) -> Vec<String> {

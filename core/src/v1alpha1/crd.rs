@@ -4,13 +4,16 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use super::{IPAddressPool, L2Advertisement};
+use super::{IPAddressPool, IPAllocationSlice, L2Advertisement};
 
 /// Every CRD of this version, ready to install. Prefer this to `IPAddressPool::crd()`: it also
 /// unwraps the doc-comment line breaks in field descriptions, so `kubectl explain` can wrap the
 /// text to the terminal instead of showing ragged lines.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    [IPAddressPool::crd(), L2Advertisement::crd()].into_iter().map(unwrap_descriptions).collect()
+    [IPAddressPool::crd(), L2Advertisement::crd(), IPAllocationSlice::crd()]
+        .into_iter()
+        .map(unwrap_descriptions)
+        .collect()
 }
 
 fn unwrap_descriptions(crd: CustomResourceDefinition) -> CustomResourceDefinition {
@@ -83,8 +86,8 @@ mod schema_tests {
     }
 
     #[test]
-    fn both_kinds_are_cluster_scoped_with_a_status_subresource() {
-        for plural in ["ipaddresspools", "l2advertisements"] {
+    fn every_kind_is_cluster_scoped_with_a_status_subresource() {
+        for plural in ["ipaddresspools", "l2advertisements", "ipallocationslices"] {
             let crd = crd(plural);
             assert_eq!(crd.spec.group, "ironlb.io");
             assert_eq!(crd.spec.scope, "Cluster");

@@ -1,15 +1,14 @@
-//! `IPAddressPool.status`: the allocation record.
+//! `IPAddressPool.status`: the pool's dashboard.
 //!
-//! Data flow: the operator (its leader) is the only writer of the status. Besides the
-//! addresses, each allocation records what the speakers decide from — the Service's
-//! `externalTrafficPolicy` and whether it has a serving endpoint — and the node announcing it,
-//! which the operator computes with the same function the speakers run
-//! ([`crate::announcer`]) over the same facts (the speakers' Leases). One writer per field keeps
-//! the writes proportional to changes: a status write happens when an allocation, a Service's
-//! serving state or an announcer changes, never per node. The speakers read the allocations (this
-//! is their only source of what to announce, so they need no Service cache) and the speaker that
-//! starts announcing posts an Event on the Service. On restart the operator rebuilds its allocator
-//! from `allocations` before assigning anything new, so a restart never moves an IP.
+//! Data flow: the operator (its leader) is the only writer of the status. The allocation record
+//! itself — every Service holding addresses from the pool, with what the speakers decide from (the
+//! Service's `externalTrafficPolicy`, whether it has a serving endpoint) and the node announcing
+//! it — is kept in the pool's [`IPAllocationSlice`](super::IPAllocationSlice)s, bounded objects
+//! written when they change. The status keeps what a person looks for: counts per family,
+//! conditions, where the record is ([`AllocationRecord`]) and the first [`LISTED_INLINE`]
+//! allocations, so a small pool reads in `kubectl describe` as a whole. On restart the operator
+//! rebuilds its allocator from the Services' own status and the slices before assigning anything
+//! new, so a restart never moves an IP.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
@@ -87,13 +86,19 @@ pub struct IPAddressPoolStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 
-    /// One entry per Service holding addresses from this pool.
+    /// The first Services holding addresses from this pool (in namespace, then name order), up to
+    /// 50. The whole record is in the IPAllocationSlices named in `allocationRecord`.
     // Atomic, not a map keyed by Service: the operator is the list's only writer and applies it
     // whole, so per-entry field ownership buys nothing, and server-side apply tracking it per
     // entry made each apply of a 1,000-entry list cost the API server about a second of CPU.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub allocations: Vec<Allocation>,
+
+    /// Where the whole allocation record is: how many Services hold addresses from the pool,
+    /// how many `allocations` lists, and the IPAllocationSlices holding all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_record: Option<AllocationRecord>,
 
     /// IPv4 address counts; absent when the pool has no IPv4 entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +117,28 @@ pub struct IPAddressPoolStatus {
     /// (`2^64`, `~1.8e19`); the exact numbers are in `ipv4` and `ipv6`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_summary: Option<String>,
+}
+
+/// How many allocations the pool status lists itself; the rest are only in its slices.
+pub const LISTED_INLINE: usize = 50;
+
+/// Where a pool's allocation record is kept.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocationRecord {
+    /// Services holding addresses from the pool.
+    pub allocations: i64,
+
+    /// Of those, how many `status.allocations` lists (the first ones).
+    pub listed_here: i64,
+
+    /// The IPAllocationSlices holding every allocation of the pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub slices: Vec<String>,
+
+    /// The label selector listing those slices: `kubectl get ipallocationslices -l <selector>`.
+    pub selector: String,
 }
 
 /// The addresses one Service holds from the pool, and who announces them.

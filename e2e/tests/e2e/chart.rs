@@ -814,7 +814,7 @@ fn exported_metrics() -> Result<BTreeSet<String>> {
     operator.record_allocation("pool");
     operator.record_failure("PoolExhausted");
     operator.record_release();
-    operator.set_announcer_addresses("pool", 1, 1, 1);
+    operator.set_announcer_addresses("pool", 1, 1);
     operator.record_announcer_changes("pool", 1);
     operator.set_pool_usage("pool", Family::V4, 10.0, 1.0);
     operator.observe_reconcile(ironlb_operator::telemetry::Controller::Service, Duration::from_millis(1), false);

@@ -2,6 +2,7 @@
 //! Services, and the LAN between the namespaces.
 
 use anyhow::{Context, Result, ensure};
+use ironlb_core::address::{AddressRange, parse_entry};
 use ironlb_e2e::{Lab, block_on};
 use k8s_openapi::api::core::v1::Node;
 use kube::{Api, api::ListParams};
@@ -90,10 +91,18 @@ fn client_reaches_every_node_over_both_families(lab: &Lab) -> Result<()> {
 
 fn root_namespace_holds_no_lab_address(lab: &Lab) -> Result<()> {
     let addresses = lab.run("ip", &["-o", "address"])?.ok()?.stdout;
-    let v4 = lab.var("LAB_LAN_V4")?.trim_end_matches(".0/24").to_owned() + ".";
-    let v6 = lab.var("LAB_LAN_V6")?.trim_end_matches(":/64").to_owned();
+    let lans: Vec<AddressRange> = ["LAB_LAN_V4", "LAB_LAN_V6"]
+        .into_iter()
+        .map(|name| {
+            let lan = lab.var(name)?;
+            parse_entry(lan).map_err(|error| anyhow::anyhow!("{name}={lan}: {error}"))
+        })
+        .collect::<Result<_>>()?;
     for line in addresses.lines() {
-        ensure!(!line.contains(&v4) && !line.contains(&v6), "the root namespace has a lab address: {line}");
+        // `2: eth0    inet 192.0.2.2/24 brd …`: the fourth word is the address.
+        let Some(address) = line.split_whitespace().nth(3).and_then(|word| word.split('/').next()) else { continue };
+        let Ok(address) = address.parse::<std::net::IpAddr>() else { continue };
+        ensure!(!lans.iter().any(|lan| lan.contains(address)), "the root namespace has a lab address: {line}");
     }
     Ok(())
 }

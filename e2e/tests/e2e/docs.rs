@@ -73,8 +73,9 @@ const RUN_HERE: &[(At, &str)] = &[
     ),
     (
         At::Admin,
-        r#"kubectl get ipaddresspool <pool> -o jsonpath='{range .status.allocations[*]}{.namespace}/{.name} {.ips} node={.node} interface={.interface} serving={.serving}{"\n"}{end}'"#,
+        r#"kubectl get ipallocationslices -l ironlb.io/pool=<pool> -o jsonpath='{range .items[*].status.allocations[*]}{.namespace}/{.name} {.ips} node={.node} interface={.interface} serving={.serving}{"\n"}{end}'"#,
     ),
+    (At::Admin, "kubectl get ipallocationslices -l ironlb.io/pool=<pool>"),
     (At::Admin, "kubectl get events -n <namespace> --field-selector involvedObject.name=<service>,reason=Announcing"),
     (
         At::Admin,
@@ -304,14 +305,21 @@ fn documented_commands_work_on_a_served_and_a_pending_service(lab: &Lab) -> Resu
         "kubectl get events -n <namespace> --field-selector involvedObject.name=<service>",
         &["IPAllocated", "Announcing"],
     )?;
-    docs.run("kubectl describe ipaddresspool <pool>", &["Allocations", "<node>", "<interface>"])?;
+    docs.run(
+        "kubectl describe ipaddresspool <pool>",
+        &["Allocations", "<node>", "<interface>", "Allocation Record", "ironlb.io/pool=<pool>"],
+    )?;
     docs.run(
         r#"kubectl get ipaddresspool <pool> -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}'"#,
         &["Ready=True Allocatable", "Conflict=False NoOverlap", "AddressConflict=False NoAddressConflict"],
     )?;
     docs.run(
-        r#"kubectl get ipaddresspool <pool> -o jsonpath='{range .status.allocations[*]}{.namespace}/{.name} {.ips} node={.node} interface={.interface} serving={.serving}{"\n"}{end}'"#,
+        r#"kubectl get ipallocationslices -l ironlb.io/pool=<pool> -o jsonpath='{range .items[*].status.allocations[*]}{.namespace}/{.name} {.ips} node={.node} interface={.interface} serving={.serving}{"\n"}{end}'"#,
         &["<namespace>/<service>", "<address6>", "node=<node> interface=<interface> serving=true"],
+    )?;
+    docs.run(
+        "kubectl get ipallocationslices -l ironlb.io/pool=<pool>",
+        &["<pool>-0", "POOL", "ALLOCATIONS", "ANNOUNCED"],
     )?;
     docs.run(
         "kubectl get events -n <namespace> --field-selector involvedObject.name=<service>,reason=Announcing",

@@ -11,10 +11,9 @@
 //!
 //! # Agreeing with the speakers
 //!
-//! A speaker knows only what the pool status lists, so the decision is made from exactly that:
-//! the allocations as they will be listed (past [`LISTING_BUDGET`] an allocation is neither
-//! listed nor announced by anyone), with the `serving` and `externalTrafficPolicy` written
-//! beside them, each pool's name and labels, the speakers' Leases and the L2Advertisements.
+//! A speaker knows only what the allocation record lists, so the decision is made from exactly
+//! that: the allocations as they will be recorded, with the `serving` and `externalTrafficPolicy`
+//! written beside them, each pool's name and labels, the speakers' Leases and the L2Advertisements.
 //! Services that share an address are grouped over every pool at once, as speakers group them.
 //!
 //! # When to decide
@@ -41,9 +40,9 @@ use ironlb_core::announcer::{
     Advertisements, Announcement, AnnouncerInputs, EndpointIndex, Labels, NodeFacts, PoolFacts, ServiceFacts,
     announcements, service_interface,
 };
-use ironlb_core::v1alpha1::{Allocation, IPAddressPoolStatus, TRAFFIC_POLICY_LOCAL};
+use ironlb_core::v1alpha1::{Allocation, TRAFFIC_POLICY_LOCAL};
 
-use super::listing::{LISTING_BUDGET, Listing, listing_cost};
+use super::listing::Listing;
 use crate::allocator::{Allocator, ServiceKey};
 
 #[cfg(test)]
@@ -89,7 +88,7 @@ pub(crate) struct Listings {
 }
 
 /// Lists every pool's allocations and records who announces them: the pure core, with no I/O
-/// and no clock of its own (Leases are judged live at `now`). `is_local` says whether a
+/// and no clock of its own: `nodes` are the speakers' nodes, liveness judged. `is_local` says whether a
 /// Service's `spec.externalTrafficPolicy` is `Local`. `winners` remembers the winners between
 /// calls; it changes how long a call takes, never its result.
 pub(crate) fn decide_listings(
@@ -97,7 +96,7 @@ pub(crate) fn decide_listings(
     pools: impl IntoIterator<Item = PoolInput>,
     is_local: impl Fn(&ServiceKey) -> bool,
     inputs: &AnnouncerInputs,
-    now: Instant,
+    nodes: Vec<NodeFacts>,
     winners: &mut Winners,
 ) -> Listings {
     let endpoints = inputs.endpoints();
@@ -110,17 +109,7 @@ pub(crate) fn decide_listings(
         let Some(view) = allocator.pool(&input.name) else { continue };
         let pool = PoolFacts { name: input.name, labels: input.labels };
         let mut listing = Listing::default();
-        let mut budget = LISTING_BUDGET;
         for (key, assignment) in view.allocations() {
-            let cost = listing_cost(key, &assignment.addresses);
-            // The first allocations that fit: once one does not, a smaller one behind it is not
-            // listed either, so what is listed stays a prefix in Service order.
-            if listing.unlisted > 0 || cost > budget {
-                listing.unlisted += 1;
-                listing.unlisted_addresses += assignment.addresses.len();
-                continue;
-            }
-            budget -= cost;
             let facts = EndpointFacts::read(key, is_local(key), endpoints);
             let allocation = Allocation {
                 namespace: key.namespace.clone(),
@@ -145,7 +134,7 @@ pub(crate) fn decide_listings(
 
     let position: HashMap<(&str, &str), usize> =
         services.iter().enumerate().map(|(index, s)| ((s.namespace.as_str(), s.name.as_str()), index)).collect();
-    winners.begin(inputs.nodes(now), inputs.advertisements_version());
+    winners.begin(nodes, inputs.advertisements_version());
     for announcement in announcements(&services) {
         let Some(winner) = winners.winner(&announcement, inputs.advertisements()) else { continue };
         for service in announcement.services() {
@@ -252,8 +241,6 @@ pub(crate) struct PoolReport {
     pub(crate) announced: usize,
     /// Listed addresses no node announces.
     pub(crate) not_announced: usize,
-    /// Addresses of allocations past the listing cap: no node announces them either.
-    pub(crate) unlisted: usize,
     /// Addresses listed before and now whose announcing node changed (moved, gained or lost).
     pub(crate) moved: usize,
 }
@@ -269,6 +256,8 @@ pub(crate) struct Announcers {
     /// The labels each pool had at the last decision.
     pool_labels: BTreeMap<String, Labels>,
     winners: Winners,
+    /// The nodes as the last decision made while the API server was not strained saw them.
+    unstrained_nodes: Option<Vec<NodeFacts>>,
 }
 
 impl Default for Announcers {
@@ -278,13 +267,10 @@ impl Default for Announcers {
 }
 
 impl Announcers {
-    /// Starts from what the pools' status holds (the previous leader's decisions), so the first
-    /// decision counts only real changes. Stale: nothing is decided yet.
-    pub(crate) fn from_written<'a>(statuses: impl IntoIterator<Item = (String, &'a IPAddressPoolStatus)>) -> Self {
-        let listings = statuses
-            .into_iter()
-            .map(|(pool, status)| (pool, Listing { allocations: status.allocations.clone(), ..Listing::default() }))
-            .collect();
+    /// Starts from what the record holds (the previous leader's decisions, per pool), so the
+    /// first decision counts only real changes. Stale: nothing is decided yet.
+    pub(crate) fn from_written(written: impl IntoIterator<Item = (String, Vec<Allocation>)>) -> Self {
+        let listings = written.into_iter().map(|(pool, allocations)| (pool, Listing { allocations })).collect();
         Self {
             stale: true,
             last_decided: None,
@@ -292,6 +278,7 @@ impl Announcers {
             decision: Listings { listings, endpoint_facts: HashMap::new() },
             pool_labels: BTreeMap::new(),
             winners: Winners::default(),
+            unstrained_nodes: None,
         }
     }
 
@@ -349,6 +336,10 @@ impl Announcers {
 
     /// Decides again (see [`decide`]) and reports, per pool, what changed. `now` is when the
     /// decision starts (the engine's clock): its cost stretches the interval to the next one.
+    /// `strained`: the API server is failing or slow, so Leases that stopped being renewed may
+    /// only mean renewals that did not get through: who announces is decided with the nodes as
+    /// the last decision before the strain saw them (new allocations still get announcers), and
+    /// is rewritten from current liveness once the strain is over.
     pub(crate) fn decide(
         &mut self,
         allocator: &Allocator,
@@ -356,10 +347,18 @@ impl Announcers {
         is_local: impl Fn(&ServiceKey) -> bool,
         inputs: &AnnouncerInputs,
         now: Instant,
+        strained: bool,
     ) -> Vec<PoolReport> {
         let pools: Vec<PoolInput> = pools.into_iter().collect();
         self.pool_labels = pools.iter().map(|pool| (pool.name.clone(), pool.labels.clone())).collect();
-        let decision = decide_listings(allocator, pools, is_local, inputs, now, &mut self.winners);
+        let nodes = match &self.unstrained_nodes {
+            Some(nodes) if strained => nodes.clone(),
+            _ => inputs.nodes(now),
+        };
+        if !strained {
+            self.unstrained_nodes = Some(nodes.clone());
+        }
+        let decision = decide_listings(allocator, pools, is_local, inputs, nodes, &mut self.winners);
         let reports = decision
             .listings
             .iter()
@@ -369,7 +368,6 @@ impl Announcers {
                 let mut report = PoolReport {
                     pool: pool.clone(),
                     changed,
-                    unlisted: listing.unlisted_addresses,
                     moved: match before {
                         Some(before) if changed => moved(&before.allocations, &listing.allocations),
                         _ => 0,

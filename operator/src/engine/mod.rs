@@ -6,25 +6,28 @@
 //! ```text
 //!  watch IPAddressPools ─┐                        ┌─► Service status + ironlb.io/allocated-from-pool
 //!  watch Services ───────┼─► caches ─► Allocator ─┼─► Events (IPAllocated, AllocationFailed, IPReleased, Conflict)
-//!  watch Namespaces ─────┘   (warm on      │      │
-//!                            every replica)▼      └─► IPAddressPool status (batched): allocations, counts,
-//!  watch speaker Leases ─┐             announcers ──►   conditions; per allocation externalTrafficPolicy,
-//!  watch EndpointSlices ─┼─► reductions ──┘             serving, and the announcing node and interface
+//!  watch Namespaces ─────┤   (warm on      │      ├─► IPAllocationSlices (batched, ≤ 100 entries each): every
+//!  watch IPAllocation-   ┘   every replica)▼      │   allocation with its externalTrafficPolicy, serving, and
+//!    Slices (read at a             announcers ────┘   the announcing node and interface
+//!    term's start)                     ▲          └─► IPAddressPool status: counts, conditions, the slices'
+//!  watch speaker Leases ─┐             │              names and the first 50 allocations
+//!  watch EndpointSlices ─┼─► reductions┘
 //!  watch L2Advertisements┘   (warm too)
 //! ```
 //!
-//! The pool status is what speakers announce from, so the leader lists in it,
-//! beside each allocation, what the speakers' shared announcer function reads
-//! and cannot cheaply learn itself (`serving`, `externalTrafficPolicy`), and
-//! records the node that function picks (module `announcers`). It writes no pool
-//! status before the Lease, EndpointSlice and L2Advertisement watches have
-//! their first full list: a status written from half the facts would tell the
-//! speakers that served Services have no endpoints.
+//! The record's slices are what speakers announce from, so the leader lists in
+//! them, beside each allocation, what the speakers' shared announcer function
+//! reads and cannot cheaply learn itself (`serving`, `externalTrafficPolicy`),
+//! and records the node that function picks (module `announcers`). It writes no
+//! record before the Lease, EndpointSlice and L2Advertisement watches have
+//! their first full list: a record written from half the facts would tell the
+//! speakers that served Services have no endpoints. Module `record` says how
+//! the slices are shaped, how an entry is placed and how writes are batched.
 //!
 //! Every replica watches and keeps its caches warm; only the leader builds an
 //! allocator and writes. On becoming leader it first restores every address
-//! already recorded (Service status, then pool status for a Service whose
-//! status was lost) and only then allocates anything new, so neither a
+//! already recorded (Service status, then the record's slices for a Service
+//! whose status was lost) and only then allocates anything new, so neither a
 //! restart nor a hand-over moves an IP.
 //!
 //! One task owns all state ([`state::EngineState`]), so allocation is a
@@ -37,17 +40,16 @@
 //! Losing the leader lease is not fatal: the state drops the term's work at
 //! once (no write is started after the renew deadline), keeps its caches, and
 //! the elector campaigns again; the next term restores from the caches as a
-//! fresh leader does. Pool status is written at most once per
-//! [`EngineSettings::status_interval`] per pool, stretched by one interval per
-//! 1,000 allocations it lists: a status write costs the API server time in
-//! proportion to its size, so a burst of 10,000 allocations costs a handful
-//! of pool writes, not 10,000.
+//! fresh leader does. A pool's status, and each slice, is written at most once
+//! per [`EngineSettings::status_interval`]: a burst of 10,000 allocations costs
+//! about one write per slice filled, not 10,000; a failed slice write backs off.
 
 mod advertisements;
 mod announcers;
 mod conditions;
 mod listing;
 mod pools;
+mod record;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -61,7 +63,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use ironlb_core::announcer::endpoints::SERVICE_NAME_LABEL;
 use ironlb_core::announcer::peers::LEASE_SELECTOR;
-use ironlb_core::v1alpha1::{IPAddressPool, L2Advertisement};
+use ironlb_core::v1alpha1::{IPAddressPool, IPAllocationSlice, L2Advertisement};
 use ironlb_daemon::{Guarded, Unreadable, WatchBackoff, guarded};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -84,8 +86,8 @@ pub struct EngineSettings {
     pub load_balancer_class: Option<String>,
     /// API writes in flight at once.
     pub write_concurrency: usize,
-    /// Least time between two status writes of one pool (more for big pools, see
-    /// [`status_interval_for`]).
+    /// Least time between two status writes of one pool, and between two writes of one slice
+    /// of its allocation record.
     pub status_interval: Duration,
     /// How long to wait before retrying a failed write.
     pub retry_delay: Duration,
@@ -105,8 +107,6 @@ impl Default for EngineSettings {
     }
 }
 
-pub use state::status_interval_for;
-
 /// What one input stream said.
 enum Input {
     Pool(watcher::Event<IPAddressPool>),
@@ -115,6 +115,7 @@ enum Input {
     Lease(watcher::Event<Lease>),
     EndpointSlice(watcher::Event<EndpointSlice>),
     Advertisement(watcher::Event<L2Advertisement>),
+    Slice(watcher::Event<IPAllocationSlice>),
     /// An object a watch could not decode (see [`ironlb_daemon::guard`]).
     Unreadable(Unreadable),
 }
@@ -158,20 +159,20 @@ impl Engine {
         // losing it is acted on at once.
         let mut losing = gate.clone();
         let mut inputs = self.inputs();
-        let mut jobs: JoinSet<WriteDone> = JoinSet::new();
+        let mut jobs: JoinSet<(WriteDone, Duration)> = JoinSet::new();
         let mut tick = tokio::time::interval(self.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // A Lease expiring is the absence of an event, and a coalesced decision is due after
             // a quiet interval: both need a wake-up of their own.
-            let wake = self.state.wake_at();
+            let wake = self.state.wake_at(Instant::now());
             let far = Instant::now() + Duration::from_secs(3600);
             let wake_up = tokio::time::sleep_until(tokio::time::Instant::from_std(wake.unwrap_or(far)));
             let mut effects = Vec::new();
             tokio::select! {
                 Some(input) = inputs.next() => self.take(input, &mut effects),
                 Some(done) = jobs.join_next(), if !jobs.is_empty() => match done {
-                    Ok(done) => effects = self.state.on_write_done(done),
+                    Ok((done, took)) => effects = self.state.on_write_done(done, took, Instant::now()),
                     Err(error) => warn!(%error, "a write task failed"),
                 },
                 () = losing.lost(), if self.state.is_leading() => {
@@ -188,7 +189,13 @@ impl Engine {
             }
             effects.extend(self.state.on_turn(Instant::now(), gate.is_leader()));
             for effect in effects {
-                jobs.spawn(self.writer.run(effect).run());
+                let job = self.writer.run(effect).run();
+                // Timed: how long writes take is how the engine tells a strained API server.
+                jobs.spawn(async move {
+                    let started = Instant::now();
+                    let done = job.await;
+                    (done, started.elapsed())
+                });
             }
         }
     }
@@ -201,6 +208,7 @@ impl Engine {
             Input::Lease(event) => self.state.on_lease(event, Instant::now()),
             Input::EndpointSlice(event) => self.state.on_endpoint_slice(event),
             Input::Advertisement(event) => self.state.on_advertisement(event),
+            Input::Slice(event) => self.state.on_slice(event),
             Input::Unreadable(unreadable) => pending.extend(self.state.on_unreadable(unreadable)),
         }
     }
@@ -214,7 +222,7 @@ impl Engine {
             .filter_map(logged("Namespace"))
             .map(Input::Namespace)
             .boxed();
-        let streams: [BoxStream<'static, Input>; 6] = [
+        let streams: [BoxStream<'static, Input>; 7] = [
             guarded_watch(Api::all(client.clone()), config.clone(), Input::Pool),
             guarded_watch(Api::all(client.clone()), config.clone(), Input::Service),
             namespaces,
@@ -226,7 +234,8 @@ impl Engine {
             ),
             // A slice without the label belongs to no Service.
             guarded_watch(Api::all(client.clone()), config.clone().labels(SERVICE_NAME_LABEL), Input::EndpointSlice),
-            guarded_watch(Api::all(client.clone()), config, Input::Advertisement),
+            guarded_watch(Api::all(client.clone()), config.clone(), Input::Advertisement),
+            guarded_watch(Api::all(client.clone()), config, Input::Slice),
         ];
         futures::stream::select_all(streams).boxed()
     }

@@ -11,7 +11,9 @@ use std::net::IpAddr;
 use ironlb_core::address::{AddressRange, Family, node_addresses_in_pool, parse_entry};
 use ironlb_core::announcer::{NodeFacts, PublishedConflict};
 use ironlb_core::selector::parse_selectors;
-use ironlb_core::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, condition_reason, condition_type};
+use ironlb_core::v1alpha1::{
+    Allocation, AllocationRecord, IPAddressPool, IPAddressPoolStatus, LISTED_INLINE, condition_reason, condition_type,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as KubeSelector;
 use k8s_openapi::jiff::Timestamp;
 
@@ -59,26 +61,68 @@ fn selectors(selectors: &[KubeSelector], field: &str) -> Result<Vec<LabelSelecto
         .map_err(|invalid| InvalidPool { reason: condition_reason::INVALID_SELECTOR, message: invalid.to_string() })
 }
 
-/// The status the operator writes for `pool`: its allocations as `listing`
-/// renders them, counts and conditions. `view` is absent when the allocator
-/// does not know the pool (its spec was never valid: nothing is listed);
+/// What the record holds of one pool: its whole listing, where it is kept, and how many of its
+/// first allocations the pool status lists itself.
+pub(crate) struct Recorded<'a> {
+    /// Every allocation, as the last decision listed it.
+    pub(crate) listing: &'a Listing,
+    /// The slices holding them.
+    pub(crate) record: AllocationRecord,
+    /// How many the pool status lists ([`listed_inline`]).
+    pub(crate) inline: usize,
+}
+
+impl<'a> Recorded<'a> {
+    /// `listing`, not yet in any slice, its first [`LISTED_INLINE`] in the status.
+    #[cfg(test)]
+    pub(crate) fn unsliced(listing: &'a Listing) -> Self {
+        Self { listing, record: AllocationRecord::default(), inline: LISTED_INLINE }
+    }
+}
+
+/// The most bytes of allocations the pool status lists while a speaker of an older release runs
+/// (that release read only this list, and capped it about here): the first allocations that fit.
+pub(crate) const SLICE_UNAWARE_BUDGET: usize = 1_000_000;
+
+/// How many of `allocations` (the pool's whole listing, in Service order) its status lists: the
+/// first [`LISTED_INLINE`]; or, while `slice_unaware_speakers` run (an upgrade from a release
+/// whose speakers read only this list is rolling), as many as fit [`SLICE_UNAWARE_BUDGET`], so
+/// that no address those speakers announce is withdrawn before they are replaced.
+pub(crate) fn listed_inline(allocations: &[Allocation], slice_unaware_speakers: bool) -> usize {
+    if !slice_unaware_speakers {
+        return allocations.len().min(LISTED_INLINE);
+    }
+    let mut budget = SLICE_UNAWARE_BUDGET;
+    allocations
+        .iter()
+        .take_while(|allocation| {
+            let cost = serde_json::to_string(allocation).map_or(usize::MAX, |json| json.len() + 1);
+            budget = budget.saturating_sub(cost);
+            budget > 0
+        })
+        .count()
+}
+
+/// The status the operator writes for `pool`: the first of its allocations as `listing`
+/// renders them, where the whole record is (`record`), counts and conditions. `view` is absent
+/// when the allocator does not know the pool (its spec was never valid: nothing is listed);
 /// `invalid` is the current spec's problem; `reported` the address conflicts
 /// the speakers report (every pool's; the ones of this pool's listed addresses count);
 /// `node_addresses` every node's own addresses ([`node_addresses`]).
 pub(crate) fn pool_status(
     pool: &IPAddressPool,
     view: Option<PoolView<'_>>,
-    listing: &Listing,
+    recorded: Recorded<'_>,
     invalid: Option<&InvalidPool>,
     reported: &[(String, PublishedConflict)],
     node_addresses: &[(String, IpAddr)],
     now: Timestamp,
 ) -> IPAddressPoolStatus {
+    let Recorded { listing, record, inline } = recorded;
     let mut status = IPAddressPoolStatus { observed_generation: pool.metadata.generation, ..Default::default() };
-    let mut unlisted = 0;
     if let Some(view) = view {
-        unlisted = listing.unlisted;
-        status.allocations = listing.allocations.clone();
+        status.allocations = listing.allocations.iter().take(inline).cloned().collect();
+        status.allocation_record = Some(record);
         status.record_usage(
             view.usage(Family::V4).map(|usage| usage.counts()),
             view.usage(Family::V6).map(|usage| usage.counts()),
@@ -91,7 +135,7 @@ pub(crate) fn pool_status(
         condition(previous, generation, now, Holds { type_, holds, reason, message })
     };
     let conflict_text: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
-    let address_conflicts = address_conflicts(&status.allocations, reported);
+    let address_conflicts = if view.is_some() { address_conflicts(&listing.allocations, reported) } else { None };
     status.conditions = vec![
         match invalid {
             Some(problem) => condition(
@@ -139,18 +183,6 @@ pub(crate) fn pool_status(
                 true,
                 condition_reason::CONFLICT,
                 "allocating from the addresses no older pool lists".to_owned(),
-            ),
-            (None, Some(_)) if unlisted > 0 => condition(
-                condition_type::READY,
-                true,
-                condition_reason::ALLOCATABLE,
-                format!(
-                    "{unlisted} of {total} allocations are NOT announced at layer 2: status.allocations lists only \
-                     the first {listed} (object size limit) and speakers announce only what it lists. Those Services \
-                     keep their addresses but no node answers for them: split this pool into smaller pools",
-                    total = unlisted + listing.allocations.len(),
-                    listed = listing.allocations.len(),
-                ),
             ),
             (None, Some(_)) => condition(condition_type::READY, true, condition_reason::ALLOCATABLE, String::new()),
         },
@@ -252,14 +284,13 @@ mod tests {
     use ironlb_core::v1alpha1::{IPAddressPool, condition_type};
     use k8s_openapi::jiff::Timestamp;
 
-    use super::{PublishedConflict, pool_config, pool_status};
-    use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey};
+    use super::{Allocation, PublishedConflict, Recorded, pool_config, pool_status};
+    use crate::allocator::{AllocationRequest, Allocator, ServiceKey};
     use crate::engine::announcers::{PoolInput, Winners, decide_listings};
     use crate::engine::listing::Listing;
-    use crate::engine::listing::{LISTING_BUDGET, listing_cost};
-    use ironlb_core::address::Family;
+    use crate::engine::record::Record;
     use ironlb_core::announcer::{AnnouncerInputs, EndpointScope};
-    use ironlb_core::v1alpha1::Allocation;
+    use ironlb_core::v1alpha1::LISTED_INLINE;
 
     fn pool(yaml: &str) -> IPAddressPool {
         serde_yaml::from_str(yaml).expect("a valid IPAddressPool fixture")
@@ -269,7 +300,8 @@ mod tests {
     fn listing(allocator: &Allocator, pool: &str) -> Listing {
         let input = PoolInput { name: pool.to_owned(), labels: Default::default() };
         let (inputs, now) = (AnnouncerInputs::new(EndpointScope::Cluster), std::time::Instant::now());
-        let decision = decide_listings(allocator, [input], |_| false, &inputs, now, &mut Winners::default());
+        let decision =
+            decide_listings(allocator, [input], |_| false, &inputs, inputs.nodes(now), &mut Winners::default());
         decision.listings.get(pool).cloned().unwrap_or_default()
     }
 
@@ -318,7 +350,15 @@ spec:
     fn overlapping_entries_make_the_pool_invalid_and_not_ready() {
         let bad = pool(&WEB.replace("[192.168.2.10-192.168.2.49]", "[192.168.2.0/24, 192.168.2.10-192.168.2.49]"));
         let invalid = pool_config(&bad).expect_err("entries overlap");
-        let status = pool_status(&bad, None, &Listing::default(), Some(&invalid), &[], &[], Timestamp::UNIX_EPOCH);
+        let status = pool_status(
+            &bad,
+            None,
+            Recorded::unsliced(&Listing::default()),
+            Some(&invalid),
+            &[],
+            &[],
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(condition(&status, condition_type::INVALID).0, "True");
         assert_eq!(condition(&status, condition_type::INVALID).1, "OverlappingEntries");
         assert_eq!(condition(&status, condition_type::READY).0, "False");
@@ -358,7 +398,7 @@ spec:
         let status = pool_status(
             &web,
             allocator.pool("web"),
-            &listing,
+            Recorded::unsliced(&listing),
             None,
             &[],
             &node_addresses(&nodes),
@@ -378,7 +418,7 @@ spec:
         let clear = pool_status(
             &web,
             allocator.pool("web"),
-            &listing,
+            Recorded::unsliced(&listing),
             None,
             &[],
             &node_addresses(&nodes[1..]),
@@ -404,7 +444,7 @@ spec:
         let status = pool_status(
             &web,
             allocator.pool("web"),
-            &listing(&allocator, "web"),
+            Recorded::unsliced(&listing(&allocator, "web")),
             None,
             &[],
             &[],
@@ -436,7 +476,15 @@ spec:
         };
         let listing = listing(&allocator, "web");
         let status = |reported: &[(String, PublishedConflict)]| {
-            pool_status(&web, allocator.pool("web"), &listing, None, reported, &[], Timestamp::UNIX_EPOCH)
+            pool_status(
+                &web,
+                allocator.pool("web"),
+                Recorded::unsliced(&listing),
+                None,
+                reported,
+                &[],
+                Timestamp::UNIX_EPOCH,
+            )
         };
         let clean = status(&[conflict("10.9.9.9", false)]);
         assert_eq!(condition(&clean, condition_type::ADDRESS_CONFLICT), ("False", "NoAddressConflict", ""));
@@ -456,7 +504,7 @@ spec:
     }
 
     #[test]
-    fn a_huge_pool_lists_the_first_allocations_and_says_how_many_it_left_out() {
+    fn a_huge_pool_lists_the_first_allocations_and_says_where_all_of_them_are() {
         let web = pool(
             "
 apiVersion: ironlb.io/v1alpha1
@@ -471,77 +519,49 @@ spec: {addresses: [10.0.0.0/8]}
             allocator.assign(&AllocationRequest::new(ServiceKey::new("bench", format!("svc-{n:05}")))).expect("room");
         }
         let listing = listing(&allocator, "big");
-        let status = pool_status(&web, allocator.pool("big"), &listing, None, &[], &[], Timestamp::UNIX_EPOCH);
-        let listed = status.allocations.len();
-        assert!((3_000..5_000).contains(&listed), "{listed}");
-        assert_eq!(status.allocations.last().map(|a| a.name.clone()), Some(format!("svc-{:05}", listed - 1)));
+        assert_eq!(listing.allocations.len(), 5_000, "the listing leaves nobody out");
+        let mut record = Record::default();
+        record.set_pool("big", &listing.allocations);
+        let summary = record.summary("big", LISTED_INLINE);
+        let status = pool_status(
+            &web,
+            allocator.pool("big"),
+            Recorded { listing: &listing, record: summary, inline: LISTED_INLINE },
+            None,
+            &[],
+            &[],
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(status.allocations.len(), LISTED_INLINE);
+        assert_eq!(status.allocations.last().map(|a| a.name.clone()), Some(format!("svc-{:05}", LISTED_INLINE - 1)));
+        let where_ = status.allocation_record.as_ref().expect("the record is named");
+        assert_eq!((where_.allocations, where_.listed_here, where_.slices.len()), (5_000, 50, 50));
+        assert_eq!(where_.selector, "ironlb.io/pool=big");
         assert_eq!(status.ipv4.as_ref().map(|u| u.assigned.as_str()), Some("5000"));
-        let (ready, _, message) = condition(&status, condition_type::READY);
-        assert_eq!(ready, "True");
-        let unlisted = 5_000 - listed;
-        assert!(message.starts_with(&format!("{unlisted} of 5000 allocations are NOT announced")), "{message}");
-        assert!(message.contains("split this pool"), "{message}");
-    }
-
-    /// What listing `allocations` costs in the stored object: their JSON, and the managedFields
-    /// entries server-side apply keeps for them (one per list-map key, naming every field set).
-    fn stored_size(allocations: &[Allocation]) -> usize {
-        allocations
-            .iter()
-            .map(|allocation| {
-                let entry = serde_json::to_value(allocation).expect("serializes");
-                let fields: serde_json::Map<String, serde_json::Value> = entry
-                    .as_object()
-                    .expect("an object")
-                    .keys()
-                    .map(|field| (format!("f:{field}"), serde_json::json!({})))
-                    .chain([(".".to_owned(), serde_json::json!({}))])
-                    .collect();
-                let key = serde_json::json!({"name": allocation.name, "namespace": allocation.namespace});
-                let managed = serde_json::json!({ format!("k:{key}"): fields });
-                entry.to_string().len() + 1 + managed.to_string().len()
-            })
-            .sum()
+        assert_eq!(condition(&status, condition_type::READY), ("True", "Allocatable", ""));
+        let bytes = serde_json::to_string(&status).expect("serializes").len();
+        assert!(bytes < 32 * 1024, "the pool status stays small at any size: {bytes} bytes");
     }
 
     #[test]
-    fn the_listing_fits_the_object_size_limit_whatever_the_names() {
-        let web = pool(
-            "
-apiVersion: ironlb.io/v1alpha1
-kind: IPAddressPool
-metadata: {name: big, generation: 1}
-spec: {addresses: [10.0.0.0/8, 'fd00::/64']}
-",
-        );
-        let mut allocator = Allocator::new();
-        allocator.set_pool(pool_config(&web).expect("valid"));
-        // The longest names Kubernetes allows (a Service name is a DNS label), both families.
-        let namespace = "n".repeat(63);
-        for n in 0..4_000 {
-            let mut request = AllocationRequest::new(ServiceKey::new(&namespace, format!("{n:05}{}", "s".repeat(58))));
-            request.families = vec![Family::V6, Family::V4];
-            request.family_policy = IpFamilyPolicy::RequireDualStack;
-            allocator.assign(&request).expect("room");
-        }
-        let mut listing = listing(&allocator, "big");
-        for allocation in &mut listing.allocations {
-            allocation.external_traffic_policy = Some("Local".to_owned());
-            allocation.node = Some("w".repeat(63));
-            allocation.interface = Some("enp0s31f6.4094".to_owned());
-        }
-        assert!(listing.unlisted > 0);
-        let stored = stored_size(&listing.allocations);
-        assert!(stored <= LISTING_BUDGET, "{stored} bytes for {} allocations", listing.allocations.len());
-        let estimated: usize = listing
-            .allocations
-            .iter()
-            .map(|a| {
-                let addresses: Vec<_> = a.ips.iter().map(|ip| ip.parse().expect("an address")).collect();
-                listing_cost(&ServiceKey::new(&a.namespace, &a.name), &addresses)
-            })
-            .sum();
-        assert!(stored <= estimated, "the estimate {estimated} is below the {stored} bytes stored");
+    fn while_an_older_speaker_runs_the_status_lists_what_it_read_within_its_budget() {
+        use super::{SLICE_UNAWARE_BUDGET, listed_inline};
+        let allocation = |n: usize| Allocation {
+            namespace: "n".repeat(63),
+            name: format!("{n:05}{}", "s".repeat(58)),
+            ips: vec![format!("10.0.{}.{}", n / 256, n % 256), format!("fd00::{n:x}")],
+            external_traffic_policy: Some("Local".to_owned()),
+            serving: true,
+            node: Some("w".repeat(63)),
+            interface: Some("enp0s31f6.4094".to_owned()),
+        };
+        let all: Vec<Allocation> = (0..6_000).map(allocation).collect();
+        assert_eq!(listed_inline(&all, false), LISTED_INLINE);
+        assert_eq!(listed_inline(&all[..10], false), 10);
+        let listed = listed_inline(&all, true);
+        let bytes: usize = all[..listed].iter().map(|a| serde_json::to_string(a).expect("json").len() + 1).sum();
+        assert!(listed > 2_000 && bytes <= SLICE_UNAWARE_BUDGET, "{listed} entries, {bytes} bytes");
+        assert_eq!(listed_inline(&all[..100], true), 100, "a small pool is listed whole");
     }
 
     #[test]
@@ -550,10 +570,18 @@ spec: {addresses: [10.0.0.0/8, 'fd00::/64']}
         let mut allocator = Allocator::new();
         allocator.set_pool(pool_config(&web).expect("valid"));
         let listing = listing(&allocator, "web");
-        let first = pool_status(&web, allocator.pool("web"), &listing, None, &[], &[], Timestamp::UNIX_EPOCH);
+        let first = pool_status(
+            &web,
+            allocator.pool("web"),
+            Recorded::unsliced(&listing),
+            None,
+            &[],
+            &[],
+            Timestamp::UNIX_EPOCH,
+        );
         web.status = Some(first.clone());
         let later = Timestamp::from_second(1_000).expect("a time");
-        let second = pool_status(&web, allocator.pool("web"), &listing, None, &[], &[], later);
+        let second = pool_status(&web, allocator.pool("web"), Recorded::unsliced(&listing), None, &[], &[], later);
         assert_eq!(first.conditions, second.conditions);
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ironlb_core::address::Family;
 use ironlb_core::announcer::PublishedConflict;
 use ironlb_core::events::{Note, reason};
-use ironlb_core::v1alpha1::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, condition_type};
+use ironlb_core::v1alpha1::{IPAddressPool, IPAddressPoolStatus, IPAllocationSlice, L2Advertisement, condition_type};
 use ironlb_daemon::Unreadable;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -30,9 +30,10 @@ use tracing::{debug, info, warn};
 
 use super::advertisements::advertisement_status;
 use super::announcers::{Announcers, PoolInput};
-use super::listing::{Listing, MAX_LISTED_ALLOCATIONS};
-use super::pools::{InvalidPool, node_addresses, pool_config, pool_status};
-use super::writes::{Effect, WriteDone};
+use super::listing::Listing;
+use super::pools::{InvalidPool, Recorded, listed_inline, node_addresses, pool_config, pool_status};
+use super::record::Record;
+use super::writes::{Effect, STRAINED_SLOWDOWN, Strain, WriteDone};
 use super::{EngineSettings, FIELD_MANAGER};
 use crate::allocator::{AllocationRequest, Allocator, Assignment, Labels, PoolChange, ServiceKey};
 use crate::service::{self, annotation};
@@ -54,14 +55,17 @@ struct Caches {
     namespaces: Writer<PartialObjectMeta<Namespace>>,
     /// Kept whole (they are few and small) for the `Ready` condition the leader writes on each.
     advertisements: Writer<L2Advertisement>,
+    /// The allocation record's slices, as the previous leader left them: read when a term starts.
+    slices: Writer<IPAllocationSlice>,
     pools_listed: bool,
     services_listed: bool,
     namespaces_listed: bool,
+    slices_listed: bool,
 }
 
 impl Caches {
     fn listed(&self) -> bool {
-        self.pools_listed && self.services_listed && self.namespaces_listed
+        self.pools_listed && self.services_listed && self.namespaces_listed && self.slices_listed
     }
 }
 
@@ -87,12 +91,19 @@ struct Leading {
     pending: BTreeMap<ServiceKey, String>,
     /// Services with a write in flight: they are not looked at until it ends.
     in_flight: BTreeSet<ServiceKey>,
-    /// Who announces what, as the pool status lists it, and when to decide again.
+    /// Who announces what, as the record lists it, and when to decide again.
     announcers: Announcers,
+    /// The allocation record: every pool's allocations in its slices, and the slice writes due.
+    record: Record,
     /// The address conflicts the speakers report, as the pool statuses were last built with.
     reported_conflicts: Vec<(String, PublishedConflict)>,
     /// Every node's own addresses, as the pool statuses were last built with.
     node_addresses: Vec<(String, std::net::IpAddr)>,
+    /// The live speakers of an older release, which read only the pool status's list: while
+    /// there is one, the pool status lists every allocation it can hold, as that release did.
+    slice_unaware: Vec<String>,
+    /// Whether the last decision was made while the API server was strained.
+    strained: bool,
 }
 
 /// The engine's state. Feed it with the `on_*` methods; execute what they return.
@@ -103,6 +114,8 @@ pub(crate) struct EngineState {
     leading: Option<Leading>,
     /// Writes handed out and not yet reported done: bounded by `write_concurrency`.
     writes_in_flight: usize,
+    /// Whether the API server is strained, as the writes find it.
+    strain: Strain,
     /// The unreadable objects (uid, resourceVersion) already reported with an Event.
     reported_unreadable: BTreeSet<(Option<String>, Option<String>)>,
 }
@@ -124,6 +137,7 @@ impl EngineState {
             inputs: AnnouncerInputs::new(EndpointScope::Cluster),
             leading: None,
             writes_in_flight: 0,
+            strain: Strain::default(),
             reported_unreadable: BTreeSet::new(),
         }
     }
@@ -142,10 +156,19 @@ impl EngineState {
     /// When the loop must wake up without an event: the next Lease expiry, or the end of the
     /// interval a pending decision waits for. Only the leader decides, and only once its
     /// announcer inputs are listed (until then the list events wake it).
-    pub(crate) fn wake_at(&self) -> Option<Instant> {
+    pub(crate) fn wake_at(&self, now: Instant) -> Option<Instant> {
         let leading = self.leading.as_ref()?;
         let decision = leading.announcers.due_at().filter(|_| self.inputs.synced().all());
-        [self.inputs.next_expiry(), decision].into_iter().flatten().min()
+        // The end of a strain: the record is then decided again from current liveness.
+        let strain = self.strain.ends_at(now);
+        [self.inputs.next_expiry(), decision, leading.record.next_due(), strain].into_iter().flatten().min()
+    }
+
+    /// The record's slices as the watch delivers them. Only read when a term starts: during a
+    /// term the leader is their one writer and knows what they hold.
+    pub(crate) fn on_slice(&mut self, event: Event<IPAllocationSlice>) {
+        self.caches.slices.apply_watcher_event(&event);
+        self.caches.slices_listed |= matches!(event, Event::InitDone);
     }
 
     pub(crate) fn on_pool(&mut self, event: Event<IPAddressPool>) {
@@ -260,9 +283,12 @@ impl EngineState {
         }
     }
 
-    /// A write the driver ran has ended.
-    pub(crate) fn on_write_done(&mut self, done: WriteDone) -> Vec<Effect> {
+    /// A write the driver ran has ended at `now`, after `took`.
+    pub(crate) fn on_write_done(&mut self, done: WriteDone, took: Duration, now: Instant) -> Vec<Effect> {
         self.writes_in_flight = self.writes_in_flight.saturating_sub(1);
+        if !matches!(done, WriteDone::Retry { .. }) {
+            self.strain.observe(done.error(), took, now);
+        }
         let mut effects = Vec::new();
         let Some(leading) = &mut self.leading else { return effects };
         match done {
@@ -282,6 +308,13 @@ impl EngineState {
                     warn!(advertisement, %error, "writing the L2Advertisement status failed; retrying");
                     leading.dirty_advertisements.insert(advertisement);
                 }
+            }
+            WriteDone::Slice { pool, index, deleted, outcome, error } => {
+                if let Some(error) = error {
+                    warn!(pool, index, %error, "writing an allocation slice failed; retrying after a back-off");
+                    self.context.metrics.observe_reconcile(Controller::Pool, Duration::ZERO, false);
+                }
+                leading.record.written(&pool, index, deleted, outcome, now);
             }
             WriteDone::PoolStatus { pool, result } => {
                 if let Err(error) = result {
@@ -341,20 +374,31 @@ impl EngineState {
         for pool in &all_pools {
             leading.apply_pool_spec(pool);
         }
-        // What the pools' status records, for Services whose own status lost it.
-        let recorded_in_pools: HashMap<ServiceKey, Assignment> = all_pools
-            .iter()
-            .flat_map(|pool| {
-                let name = pool.name_any();
-                pool.status.iter().flat_map(|s| s.allocations.iter()).map(move |a| {
-                    let assignment = Assignment {
-                        pool: name.clone(),
-                        addresses: a.ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
-                    };
-                    (ServiceKey::new(&a.namespace, &a.name), assignment)
-                })
-            })
+        leading.record = Record::restore(self.caches.slices.as_reader().state().iter().map(|slice| &**slice));
+        // Slices of a pool deleted while nobody led: deleted (the garbage collector would too).
+        let gone: Vec<String> = leading
+            .record
+            .pools()
+            .filter(|pool| !leading.applied_pools.contains_key(*pool))
+            .map(str::to_owned)
             .collect();
+        for pool in gone {
+            leading.record.remove_pool(&pool);
+        }
+        // What the record holds, for Services whose own status lost it: the slices, and the pool
+        // status's own list, which held every allocation before the record was sliced.
+        let mut recorded_in_pools: HashMap<ServiceKey, Assignment> = HashMap::new();
+        for pool in &all_pools {
+            let name = pool.name_any();
+            let inline = pool.status.iter().flat_map(|s| s.allocations.iter().cloned());
+            for a in leading.record.allocations(&name).into_iter().chain(inline) {
+                let assignment = Assignment {
+                    pool: name.clone(),
+                    addresses: a.ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+                };
+                recorded_in_pools.entry(ServiceKey::new(&a.namespace, &a.name)).or_insert(assignment);
+            }
+        }
         let mut all_services = services.state();
         all_services.sort_by_key(|s| (s.metadata.creation_timestamp.clone().map(|t| t.0), service_key(s)));
         let namespaces = self.caches.namespaces.as_reader();
@@ -384,9 +428,9 @@ impl EngineState {
         leading
             .dirty_advertisements
             .extend(self.caches.advertisements.as_reader().state().iter().map(|a| a.name_any()));
-        leading.announcers = Announcers::from_written(
-            all_pools.iter().filter_map(|pool| Some((pool.name_any(), pool.status.as_ref()?))),
-        );
+        let written: Vec<(String, Vec<_>)> =
+            leading.record.pools().map(|pool| (pool.to_owned(), leading.record.allocations(pool))).collect();
+        leading.announcers = Announcers::from_written(written);
         info!(restored, pools = all_pools.len(), elapsed = ?started.elapsed(), "restored");
         self.leading = Some(leading);
     }
@@ -415,6 +459,7 @@ impl EngineState {
                     leading.invalid_pools.remove(&name);
                     leading.last_status_write.remove(&name);
                     leading.announcers.invalidate();
+                    leading.record.remove_pool(&name);
                     context.metrics.forget_pool(&name);
                     leading.allocator.remove_pool(&name)
                 }
@@ -440,7 +485,23 @@ impl EngineState {
         // A listing older than a pending decision is not written: the decision is at most one
         // coalescing interval away, and writing twice would cost more than waiting.
         if self.leading.as_ref().is_some_and(|leading| !leading.announcers.is_stale()) {
+            self.flush_slices(now, effects);
             self.flush_pool_status(now, effects);
+        }
+    }
+
+    /// Writes the record's slices that are due, within the write budget.
+    fn flush_slices(&mut self, now: Instant, effects: &mut Vec<Effect>) {
+        let interval = self.context.settings.status_interval * self.slowdown(now);
+        let Some(leading) = &mut self.leading else { return };
+        let handed_out = effects.iter().filter(|effect| !matches!(effect, Effect::RetryService { .. })).count();
+        let budget = self.context.settings.write_concurrency.saturating_sub(self.writes_in_flight + handed_out);
+        let pools = self.caches.pools.as_reader();
+        for write in leading.record.due(now, budget, interval) {
+            let owner = pools
+                .get(&ObjectRef::new(write.slice().0))
+                .and_then(|pool| kube::Resource::controller_owner_ref(&*pool, &()));
+            effects.push(Effect::WriteSlice { write, owner });
         }
     }
 
@@ -464,15 +525,24 @@ impl EngineState {
         let is_local = |key: &ServiceKey| {
             services.get(&ObjectRef::new(&key.name).within(&key.namespace)).is_some_and(|svc| service::is_local(&svc))
         };
-        let reports = leading.announcers.decide(&leading.allocator, inputs, is_local, &self.inputs, now);
+        let strained = self.strain.is_strained(now);
+        if leading.strained && !strained {
+            // Leases judged while strained are judged again from what is seen now.
+            leading.announcers.invalidate();
+        }
+        leading.strained = strained;
+        let reports = leading.announcers.decide(&leading.allocator, inputs, is_local, &self.inputs, now, strained);
         let metrics = &self.context.metrics;
         let (mut changed, mut moved) = (0usize, 0usize);
         for report in reports {
-            metrics.set_announcer_addresses(&report.pool, report.announced, report.not_announced, report.unlisted);
+            metrics.set_announcer_addresses(&report.pool, report.announced, report.not_announced);
             metrics.record_announcer_changes(&report.pool, report.moved);
             moved += report.moved;
             if report.changed {
                 changed += 1;
+                if let Some(listing) = leading.announcers.listing(&report.pool) {
+                    leading.record.set_pool(&report.pool, &listing.allocations);
+                }
                 leading.dirty_pool_status.insert(report.pool);
             }
         }
@@ -482,9 +552,17 @@ impl EngineState {
         let reported = self.inputs.conflicts(now);
         // Node addresses, likewise, come with the speakers' facts.
         let node_addresses = node_addresses(&self.inputs.nodes(now));
-        if leading.reported_conflicts != reported || leading.node_addresses != node_addresses {
+        let slice_unaware = self.inputs.slice_unaware_speakers(now);
+        if leading.slice_unaware != slice_unaware {
+            info!(speakers = ?slice_unaware, "speakers reading only the pool status's allocation list (an older release)");
+        }
+        if leading.reported_conflicts != reported
+            || leading.node_addresses != node_addresses
+            || leading.slice_unaware != slice_unaware
+        {
             leading.reported_conflicts = reported;
             leading.node_addresses = node_addresses;
+            leading.slice_unaware = slice_unaware;
             leading.dirty_pool_status.extend(pools.state().iter().map(|pool| pool.name_any()));
         }
         if moved > 0 {
@@ -493,8 +571,14 @@ impl EngineState {
         debug!(pools_changed = changed, elapsed = ?now.elapsed(), "decided who announces");
     }
 
+    /// How many times less often the record and the pool statuses are written at `now`.
+    fn slowdown(&self, now: Instant) -> u32 {
+        if self.strain.is_strained(now) { STRAINED_SLOWDOWN } else { 1 }
+    }
+
     /// Writes the status of pools that changed, at most once per interval each.
     fn flush_pool_status(&mut self, now: Instant, effects: &mut Vec<Effect>) {
+        let slowdown = self.slowdown(now);
         let Some(leading) = &mut self.leading else { return };
         let pools = self.caches.pools.as_reader();
         let (settings, metrics) = (&self.context.settings, &self.context.metrics);
@@ -502,8 +586,7 @@ impl EngineState {
             .dirty_pool_status
             .iter()
             .filter(|name| {
-                let listed = leading.allocator.pool(name).map_or(0, |view| view.allocation_count());
-                let interval = status_interval_for(settings.status_interval, listed);
+                let interval = settings.status_interval * slowdown;
                 leading.last_status_write.get(*name).is_none_or(|t| now.duration_since(*t) >= interval)
             })
             .cloned()
@@ -520,12 +603,15 @@ impl EngineState {
                     }
                 }
             }
-            let unlisted = Listing::default();
-            let listing = leading.announcers.listing(&name).unwrap_or(&unlisted);
+            let nothing = Listing::default();
+            let listing = leading.announcers.listing(&name).unwrap_or(&nothing);
+            let inline = listed_inline(&listing.allocations, !leading.slice_unaware.is_empty());
+            let record = leading.record.summary(&name, inline);
             let invalid = leading.invalid_pools.get(&name);
             let reported = &leading.reported_conflicts;
+            let recorded = Recorded { listing, record, inline };
             let status =
-                pool_status(&pool, view, listing, invalid, reported, &leading.node_addresses, Timestamp::now());
+                pool_status(&pool, view, recorded, invalid, reported, &leading.node_addresses, Timestamp::now());
             for (type_, reason) in [
                 (condition_type::CONFLICT, reason::CONFLICT),
                 (condition_type::ADDRESS_CONFLICT, reason::ADDRESS_CONFLICT),
@@ -559,14 +645,6 @@ fn newly_true(pool: &IPAddressPool, status: &IPAddressPoolStatus, type_: &str) -
     let now = conflict(&status.conditions)?;
     let before = pool.status.as_ref().and_then(|s| conflict(&s.conditions));
     (before.as_ref() != Some(&now)).then_some(now)
-}
-
-/// The least time between two status writes of a pool holding `allocations`: one `base`
-/// interval plus one per 1,000 allocations, so the bytes written per second stay about the same
-/// however big the pool grows.
-pub fn status_interval_for(base: Duration, allocations: usize) -> Duration {
-    let allocations = u32::try_from(allocations.min(MAX_LISTED_ALLOCATIONS)).unwrap_or(u32::MAX);
-    base * (1 + allocations / 1_000)
 }
 
 /// The objects an event is about (for a relist, each listed object).

@@ -117,6 +117,8 @@ impl Harness {
             .state
             .on_advertisement(Event::InitApply(L2Advertisement::new("everywhere", L2AdvertisementSpec::default())));
         harness.state.on_advertisement(Event::InitDone);
+        harness.state.on_slice(Event::Init);
+        harness.state.on_slice(Event::InitDone);
         assert!(harness.state.is_synced());
         harness
     }
@@ -156,7 +158,7 @@ impl Harness {
                 return all;
             }
             for effect in &effects {
-                self.state.on_write_done(succeeded(effect));
+                self.state.on_write_done(succeeded(effect), Duration::ZERO, self.at(at));
             }
             all.extend(effects);
             at += 200;
@@ -181,6 +183,13 @@ fn succeeded(effect: &Effect) -> WriteDone {
         }
         Effect::PostEvent { .. } => WriteDone::Event { result: Ok(()) },
         Effect::RetryService { key, .. } => WriteDone::Retry { key: key.clone() },
+        Effect::WriteSlice { write, .. } => WriteDone::Slice {
+            pool: write.slice().0.to_owned(),
+            index: write.slice().1,
+            deleted: matches!(write, super::record::SliceWrite::Delete { .. }),
+            outcome: super::record::SliceOutcome::Written,
+            error: None,
+        },
     }
 }
 
@@ -333,7 +342,7 @@ fn writes_in_flight_never_exceed_the_write_concurrency() {
         first.iter().filter(|e| matches!(e, Effect::WritePoolStatus { .. } | Effect::WriteAdvertisementStatus { .. }));
     let one_service = first.iter().find(|e| matches!(e, Effect::WriteService { .. }));
     for done in statuses.chain(one_service) {
-        engine.state.on_write_done(succeeded(done));
+        engine.state.on_write_done(succeeded(done), Duration::ZERO, engine.at(100));
     }
     // Room again: the next Service is looked at, and its write comes with its Event.
     let more = per_service(&engine.turn(200));
@@ -352,9 +361,9 @@ fn a_failed_service_write_is_retried_after_the_delay() {
         ))),
     };
     assert!(written.iter().any(|e| matches!(e, Effect::WriteService { .. })));
-    let retry = engine.state.on_write_done(failed);
+    let retry = engine.state.on_write_done(failed, Duration::ZERO, engine.at(0));
     assert_eq!(retry, [Effect::RetryService { key: key("web"), after: EngineSettings::default().retry_delay }]);
-    engine.state.on_write_done(WriteDone::Retry { key: key("web") });
+    engine.state.on_write_done(WriteDone::Retry { key: key("web") }, Duration::ZERO, engine.at(2_000));
     assert_eq!(
         service_writes(&engine.turn(3_000)).get("web").map(Vec::as_slice),
         Some(&["192.168.2.10".to_owned()][..])
@@ -381,6 +390,41 @@ fn during_an_outage_the_record_keeps_its_announcers() {
     let after = engine.settle(22_000);
     let moved = pool_statuses(&after).pop().and_then(|s| s.allocations[0].node.clone());
     assert!(moved.is_some_and(|n| n != node), "a node silent while a peer renews is replaced: {after:?}");
+}
+
+#[test]
+fn while_the_api_server_is_strained_the_record_keeps_who_announces() {
+    let mut engine =
+        Harness::new(vec![pool("default", &["192.168.2.10/32"], None)], vec![service("web", 1, &[], &["IPv4"])]);
+    let before = engine.settle(0);
+    let node = pool_statuses(&before).pop().and_then(|s| s.allocations[0].node.clone()).expect("an announcer");
+    let others: Vec<&str> = NODES.into_iter().filter(|n| *n != node).collect();
+
+    // A write fails as an overloaded API server fails it.
+    let unavailable = kube::core::Status::failure("etcdserver: request timed out", "ServiceUnavailable").with_code(503);
+    let failed = WriteDone::Event { result: Err(kube::Error::Api(Box::new(unavailable))) };
+    engine.state.on_write_done(failed, Duration::ZERO, engine.at(1_000));
+    // The other nodes' renewals get through, the announcer's do not.
+    for at in [1_500, 3_000, 4_500, 6_000] {
+        for other in &others {
+            let lease = engine.lease(other);
+            engine.state.on_lease(Event::Apply(lease), engine.at(at));
+        }
+    }
+    let during = engine.settle(6_000);
+    assert!(
+        pool_statuses(&during).iter().all(|s| s.allocations[0].node.as_ref() == Some(&node)),
+        "the record is not rewritten from Leases judged while strained: {during:?}"
+    );
+
+    // Ten seconds after the last sign of strain, the announcer is still silent: now it counts.
+    for other in &others {
+        let lease = engine.lease(other);
+        engine.state.on_lease(Event::Apply(lease), engine.at(11_500));
+    }
+    let after = engine.settle(12_000);
+    let moved = pool_statuses(&after).pop().and_then(|s| s.allocations[0].node.clone());
+    assert!(moved.is_some_and(|n| n != node), "after the strain the record follows the Leases: {after:?}");
 }
 
 #[test]
@@ -421,16 +465,6 @@ fn an_endpoint_slice_relist_is_judged_by_what_it_changes() {
     let after = engine.settle(2_000);
     let status = pool_statuses(&after).pop().expect("the status is rewritten");
     assert!(!status.allocations[0].serving && status.allocations[0].node.is_none(), "{status:?}");
-}
-
-#[test]
-fn big_pools_are_written_less_often() {
-    use super::status_interval_for;
-    let base = Duration::from_millis(500);
-    assert_eq!(status_interval_for(base, 10), base);
-    assert_eq!(status_interval_for(base, 2_000), base * 3);
-    // A status lists at most ~3,500 allocations, so the interval stops growing there.
-    assert_eq!(status_interval_for(base, 10_000), base * 4);
 }
 
 #[test]

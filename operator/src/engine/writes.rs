@@ -5,22 +5,26 @@
 //! Every write is a server-side apply under one field manager
 //! ([`FIELD_MANAGER`]): ironlb owns exactly the fields it sets
 //! (`status.loadBalancer.ingress`, the `ironlb.io/allocated-from-pool`
-//! annotation, the whole pool status, announcers included: the speakers only
-//! read it), and applying an empty value gives them back without touching
+//! annotation, the whole pool status, the allocation record's slices, announcers
+//! included: the speakers only read them), and applying an empty value gives them back without touching
 //! anyone else's.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ironlb_core::v1alpha1::{IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementStatus};
+use ironlb_core::v1alpha1::{
+    IPAddressPool, IPAddressPoolStatus, IPAllocationSlice, L2Advertisement, L2AdvertisementStatus, POOL_LABEL,
+};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde_json::json;
 
+use super::record::{SliceOutcome, SliceWrite};
 use crate::allocator::{Assignment, ServiceKey};
 use crate::service::{annotation, load_balancer_status};
 
@@ -52,6 +56,14 @@ pub(crate) enum Effect {
         pool: String,
         /// Its whole status (ironlb owns all of it).
         status: IPAddressPoolStatus,
+    },
+    /// Bring one slice of the allocation record in line: apply its status (creating it, owned by
+    /// its pool, when it does not exist yet), or delete it.
+    WriteSlice {
+        /// What to write.
+        write: SliceWrite,
+        /// The pool's owner reference, so deleting the pool deletes its slices.
+        owner: Option<OwnerReference>,
     },
     /// Apply this status to the L2Advertisement.
     WriteAdvertisementStatus {
@@ -102,12 +114,84 @@ pub(crate) enum WriteDone {
     Service { key: ServiceKey, result: Result<(), kube::Error> },
     /// A pool's status.
     PoolStatus { pool: String, result: Result<(), kube::Error> },
+    /// A slice of the allocation record.
+    Slice {
+        /// Its pool.
+        pool: String,
+        /// Its index.
+        index: usize,
+        /// Whether it was a delete.
+        deleted: bool,
+        /// How it went.
+        outcome: SliceOutcome,
+        /// The error, when it failed.
+        error: Option<kube::Error>,
+    },
     /// An L2Advertisement's status.
     AdvertisementStatus { advertisement: String, result: Result<(), kube::Error> },
     /// An Event.
     Event { result: Result<(), kube::Error> },
     /// A failed Service write whose retry delay has passed.
     Retry { key: ServiceKey },
+}
+
+impl WriteDone {
+    /// The error the write ended with, if it failed.
+    pub(crate) fn error(&self) -> Option<&kube::Error> {
+        match self {
+            Self::Service { result, .. }
+            | Self::PoolStatus { result, .. }
+            | Self::AdvertisementStatus { result, .. }
+            | Self::Event { result } => result.as_ref().err(),
+            Self::Slice { error, .. } => error.as_ref(),
+            Self::Retry { .. } => None,
+        }
+    }
+}
+
+/// A write slower than this says the API server is strained.
+pub(crate) const SLOW_WRITE: Duration = Duration::from_secs(1);
+/// How long a strain lasts after its last sign: long enough for the speakers' Lease renewals
+/// that failed meanwhile to get through again and be seen (several Lease durations).
+pub(crate) const STRAIN_HOLD: Duration = Duration::from_secs(10);
+/// While strained, the record and the pool statuses are written this many times less often.
+pub(crate) const STRAINED_SLOWDOWN: u32 = 8;
+
+/// Whether the API server is strained, as the operator's own writes find it: a write that failed
+/// with a server-side error (5xx, 429 Too Many Requests, a timeout, no connection) or took longer
+/// than [`SLOW_WRITE`]. While it is, the operator writes less (so its load does not feed the
+/// overload) and does not rewrite who announces from Leases that stopped being renewed (their
+/// renewals may be failing the same way; the speakers keep announcing meanwhile).
+#[derive(Debug, Default)]
+pub(crate) struct Strain {
+    until: Option<std::time::Instant>,
+}
+
+impl Strain {
+    /// A write ended at `now` after `took`, failing with `error` if any.
+    pub(crate) fn observe(&mut self, error: Option<&kube::Error>, took: Duration, now: std::time::Instant) {
+        let server_side = |error: &kube::Error| match error {
+            kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+            // No answer at all: a timeout, a refused or reset connection.
+            _ => true,
+        };
+        if took > SLOW_WRITE || error.is_some_and(server_side) {
+            if self.until.is_none_or(|until| until <= now) {
+                tracing::warn!(?took, error = ?error.map(ToString::to_string), "the API server is strained: writing less, keeping who announces");
+            }
+            self.until = Some(now + STRAIN_HOLD);
+        }
+    }
+
+    /// Whether the API server counts as strained at `now`.
+    pub(crate) fn is_strained(&self, now: std::time::Instant) -> bool {
+        self.until.is_some_and(|until| now < until)
+    }
+
+    /// When the strain ends, if it has not yet.
+    pub(crate) fn ends_at(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        self.until.filter(|&until| now < until)
+    }
 }
 
 /// An Event to publish (the builder shared with the speaker).
@@ -123,6 +207,7 @@ impl ApiWriter {
         match effect {
             Effect::WriteService { key, assignment } => self.service(key, assignment),
             Effect::WritePoolStatus { pool, status } => self.pool_status(pool, status),
+            Effect::WriteSlice { write, owner } => self.slice(write, owner),
             Effect::WriteAdvertisementStatus { advertisement, status } => {
                 self.advertisement_status(advertisement, status)
             }
@@ -172,6 +257,46 @@ impl ApiWriter {
         Job(Box::pin(async move {
             let result = apply_status(&api, &pool, status).await;
             WriteDone::PoolStatus { pool, result }
+        }))
+    }
+
+    /// Writes one slice of the allocation record: its object first when it is new (name, pool
+    /// label, owner, `spec.pool`), then its status; or deletes it. A slice the API server does not
+    /// have is reported `Missing`, so the record creates it again.
+    fn slice(&self, write: SliceWrite, owner: Option<OwnerReference>) -> Job {
+        let api: Api<IPAllocationSlice> = Api::all(self.client.clone());
+        Job(Box::pin(async move {
+            let (pool, index) = (write.slice().0.to_owned(), write.slice().1);
+            let deleted = matches!(write, SliceWrite::Delete { .. });
+            let result = match write {
+                SliceWrite::Apply { pool, name, create, status, .. } => {
+                    async {
+                        if create {
+                            let object = json!({
+                                "apiVersion": IPAllocationSlice::api_version(&()),
+                                "kind": IPAllocationSlice::kind(&()),
+                                "metadata": {
+                                    "name": name,
+                                    "labels": { POOL_LABEL: pool, "app.kubernetes.io/managed-by": FIELD_MANAGER },
+                                    "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
+                                },
+                                "spec": { "pool": pool },
+                            });
+                            let params = PatchParams::apply(FIELD_MANAGER).force();
+                            api.patch(&name, &params, &Patch::Apply(object)).await?;
+                        }
+                        apply_status(&api, &name, status).await
+                    }
+                    .await
+                }
+                SliceWrite::Delete { name, .. } => api.delete(&name, &DeleteParams::default()).await.map(drop),
+            };
+            let (outcome, error) = match result {
+                Ok(()) => (SliceOutcome::Written, None),
+                Err(kube::Error::Api(status)) if status.code == 404 => (SliceOutcome::Missing, None),
+                Err(error) => (SliceOutcome::Failed, Some(error)),
+            };
+            WriteDone::Slice { pool, index, deleted, outcome, error }
         }))
     }
 

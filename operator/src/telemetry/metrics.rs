@@ -60,7 +60,7 @@ struct PoolStateLabels {
     state: AnnouncerState,
 }
 
-/// Whether a node announces an assigned address, as the pool status records it.
+/// Whether a node announces an assigned address, as the allocation record records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum AnnouncerState {
     /// Listed, and a node is recorded as announcing it.
@@ -68,18 +68,15 @@ enum AnnouncerState {
     /// Listed, but no node is eligible (no live speaker selected by an L2Advertisement, no
     /// serving endpoint, no interface on its subnet).
     NotAnnounced,
-    /// Past the pool status's listing limit: no speaker sees it, so nobody announces it.
-    Unlisted,
 }
 
 impl AnnouncerState {
-    const ALL: [Self; 3] = [Self::Announced, Self::NotAnnounced, Self::Unlisted];
+    const ALL: [Self; 2] = [Self::Announced, Self::NotAnnounced];
 
     const fn as_str(self) -> &'static str {
         match self {
             Self::Announced => "announced",
             Self::NotAnnounced => "not_announced",
-            Self::Unlisted => "unlisted",
         }
     }
 }
@@ -176,9 +173,8 @@ impl Metrics {
         registry.register("releases", "Addresses released by Services", metrics.releases.clone());
         registry.register(
             "announcer_addresses",
-            "Addresses assigned from the pool by layer-2 announcer state, as the pool status records it: announced \
-             (a node answers for it), not_announced (no node is eligible), unlisted (past the status listing limit: \
-             no speaker sees it)",
+            "Addresses assigned from the pool by layer-2 announcer state, as the allocation record records it: \
+             announced (a node answers for it), not_announced (no node is eligible)",
             metrics.announcer_addresses.clone(),
         );
         registry.register(
@@ -228,9 +224,9 @@ impl Metrics {
         self.releases.inc();
     }
 
-    /// Sets how many of a pool's assigned addresses are announced, not announced, and unlisted.
-    pub fn set_announcer_addresses(&self, pool: &str, announced: usize, not_announced: usize, unlisted: usize) {
-        for (state, count) in AnnouncerState::ALL.into_iter().zip([announced, not_announced, unlisted]) {
+    /// Sets how many of a pool's assigned addresses are announced and not announced.
+    pub fn set_announcer_addresses(&self, pool: &str, announced: usize, not_announced: usize) {
+        for (state, count) in AnnouncerState::ALL.into_iter().zip([announced, not_announced]) {
             let labels = PoolStateLabels { pool: pool.to_owned(), state };
             self.announcer_addresses.get_or_create(&labels).set(i64::try_from(count).unwrap_or(i64::MAX));
         }
@@ -323,7 +319,7 @@ mod tests {
         metrics.record_release();
         metrics.set_pool_usage("lab", AddressFamily::V4, 40.0, 3.0);
         metrics.set_pool_usage("lab", AddressFamily::V6, 2f64.powi(64), 1.0);
-        metrics.set_announcer_addresses("lab", 3, 1, 0);
+        metrics.set_announcer_addresses("lab", 3, 1);
         metrics.record_announcer_changes("lab", 2);
         metrics.observe_reconcile(Controller::Service, Duration::from_millis(3), false);
         metrics.observe_reconcile(Controller::Pool, Duration::from_millis(20), true);
@@ -340,7 +336,6 @@ mod tests {
             ("ironlb_operator_pool_addresses_in_use{pool=\"lab\",family=\"IPv6\"}", 1.0),
             ("ironlb_operator_announcer_addresses{pool=\"lab\",state=\"announced\"}", 3.0),
             ("ironlb_operator_announcer_addresses{pool=\"lab\",state=\"not_announced\"}", 1.0),
-            ("ironlb_operator_announcer_addresses{pool=\"lab\",state=\"unlisted\"}", 0.0),
             ("ironlb_operator_announcer_changes_total{pool=\"lab\"}", 2.0),
             ("ironlb_operator_reconcile_errors_total{controller=\"service\"}", 1.0),
             ("ironlb_operator_reconcile_errors_total{controller=\"pool\"}", 0.0),
@@ -377,7 +372,7 @@ mod tests {
             metrics.record_allocation(pool);
             metrics.set_pool_usage(pool, AddressFamily::V4, 10.0, 1.0);
             metrics.set_pool_usage(pool, AddressFamily::V6, 10.0, 1.0);
-            metrics.set_announcer_addresses(pool, 1, 0, 0);
+            metrics.set_announcer_addresses(pool, 1, 0);
             metrics.record_announcer_changes(pool, 1);
         }
         metrics.forget_pool("deleted");

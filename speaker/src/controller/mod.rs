@@ -36,7 +36,7 @@ use ironlb_core::announcer::PublishedConflict;
 use ironlb_core::announcer::endpoints::{SERVICE_NAME_LABEL, ServiceKey};
 use ironlb_core::announcer::peers::LEASE_SELECTOR;
 use ironlb_core::events::{Note, event};
-use ironlb_core::v1alpha1::{IPAddressPool, L2Advertisement};
+use ironlb_core::v1alpha1::{IPAddressPool, IPAllocationSlice, L2Advertisement};
 use ironlb_daemon::{Guarded, WatchBackoff, guarded};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
@@ -123,7 +123,14 @@ pub async fn run(
             watcher::Config::default(),
             metrics.clone(),
             inputs.clone(),
-            Watched::Pool,
+            |event| Watched::Pool(Box::new(event)),
+        ),
+        forward::<IPAllocationSlice>(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            metrics.clone(),
+            inputs.clone(),
+            Watched::AllocationSlice,
         ),
         forward::<L2Advertisement>(
             Api::all(client.clone()),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ironlb_core::announcer::PublishedConflict;
 use ironlb_core::announcer::endpoints::ServiceKey;
 use ironlb_core::events::{Note, reason};
-use ironlb_core::v1alpha1::{IPAddressPool, L2Advertisement};
+use ironlb_core::v1alpha1::{IPAddressPool, IPAllocationSlice, L2Advertisement};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::Event;
@@ -29,6 +29,10 @@ use crate::telemetry::Metrics;
 /// How long changes are gathered before one decision: a burst of watch events (a relist, a
 /// pool status write touching many allocations) costs one decision, at a delay no failover notices.
 pub(super) const COALESCE: Duration = Duration::from_millis(20);
+/// Changes are coalesced for at least this many times what the last decision cost, so deciding
+/// takes at most about a fifth of a core however fast the record changes (a burst of thousands of
+/// new Services is a few decisions, not thousands). A Lease expiry is not delayed by it.
+pub(super) const COST_FACTOR: u32 = 4;
 
 /// What the steps read of the wire: which addresses it answers for, and with which MACs.
 pub(crate) trait Wire {
@@ -71,7 +75,10 @@ pub(crate) enum Effect {
 
 /// One watch event, as the driver hands it in.
 pub(crate) enum Watched {
-    Pool(Event<IPAddressPool>),
+    /// A pool (boxed: a pool event is several times the size of the others).
+    Pool(Box<Event<IPAddressPool>>),
+    /// A slice of the allocation record.
+    AllocationSlice(Event<IPAllocationSlice>),
     Advertisement(Event<L2Advertisement>),
     Lease(Event<Lease>),
     Slices(ServiceKey, Event<EndpointSlice>),
@@ -89,6 +96,8 @@ pub(crate) struct SpeakerState {
     /// probes finding an address in use. Lease expiries and probe ends are added in
     /// [`Self::next_wake`].
     due: Option<Instant>,
+    /// What the last decision cost (measured, not simulated: it only spaces decisions out).
+    last_cost: Duration,
     outage: Outage,
     conflicts: Conflicts,
     probes: Probes,
@@ -112,6 +121,7 @@ impl SpeakerState {
             metrics,
             current: Decision::default(),
             due: None,
+            last_cost: Duration::ZERO,
             outage: Outage::default(),
             conflicts: Conflicts::default(),
             probes: Probes::default(),
@@ -128,7 +138,8 @@ impl SpeakerState {
     pub(crate) fn on_watched(&mut self, watched: Watched, now: Instant) {
         let inputs = &mut self.view.inputs;
         let relevant = match watched {
-            Watched::Pool(event) => apply_pool(&mut self.view, event),
+            Watched::Pool(event) => apply_pool(&mut self.view, *event),
+            Watched::AllocationSlice(event) => apply_allocation_slice(&mut self.view, event),
             Watched::Advertisement(event) => inputs.take_advertisement(event),
             Watched::Lease(event) => inputs.take_lease(event, now.into_std()),
             Watched::Slices(service, event) => inputs.take_service_slices(&service, event),
@@ -185,7 +196,9 @@ impl SpeakerState {
                 return Vec::new();
             }
         }
+        let started = std::time::Instant::now();
         let decision = self.view.decide(&self.settings.node_name, now.into_std());
+        self.last_cost = started.elapsed();
         let (answer, probe) = self.probes.split(&decision.owned, &mut self.view, |address| wire.owns(address), now);
         let mut effects = Vec::new();
         self.publish(&mut effects);
@@ -313,7 +326,7 @@ impl SpeakerState {
     }
 
     fn soon(&mut self, now: Instant) {
-        self.due.get_or_insert(now + COALESCE);
+        self.due.get_or_insert(now + COALESCE.max(self.last_cost * COST_FACTOR));
     }
 
     /// Whether this speaker's view of its peers can be trusted: its own Lease was renewed within
@@ -388,6 +401,21 @@ fn apply_pool(view: &mut ClusterView, event: Event<IPAddressPool>) -> bool {
         }
         Event::InitDone => {
             view.pools_listed();
+            true
+        }
+    }
+}
+
+fn apply_allocation_slice(view: &mut ClusterView, event: Event<IPAllocationSlice>) -> bool {
+    match event {
+        Event::Apply(slice) | Event::InitApply(slice) => view.set_slice(&slice),
+        Event::Delete(slice) => slice.metadata.name.as_deref().is_some_and(|name| view.remove_slice(name)),
+        Event::Init => {
+            view.clear_slices();
+            false
+        }
+        Event::InitDone => {
+            view.slices_listed();
             true
         }
     }

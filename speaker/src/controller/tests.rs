@@ -9,14 +9,14 @@ use std::time::Duration;
 use ironlb_core::announcer::PublishedConflict;
 use ironlb_core::announcer::endpoints::ServiceKey;
 use ironlb_core::events::reason;
-use ironlb_core::v1alpha1::{IPAddressPool, L2Advertisement, L2AdvertisementSpec, TRAFFIC_POLICY_LOCAL};
+use ironlb_core::v1alpha1::{IPAllocationSlice, L2Advertisement, L2AdvertisementSpec, TRAFFIC_POLICY_LOCAL};
 use kube::runtime::watcher::Event;
 use tokio::time::Instant;
 
 use super::Settings;
 use super::state::{COALESCE, Effect, SpeakerState, Watched, Wire};
 use crate::conflicts::{FORGET_AFTER, RECHECK};
-use crate::fixtures::{allocation, lease, mac, pool};
+use crate::fixtures::{allocation, lease, mac, pool, slice};
 use crate::lease::LeaseSettings;
 use crate::packet::MacAddress;
 use crate::probes::{PROBE_WINDOW, RETRY_IN_USE};
@@ -85,15 +85,24 @@ fn ips(addresses: &[&str]) -> BTreeSet<IpAddr> {
     addresses.iter().map(|address| ip(address)).collect()
 }
 
-/// Lists the pools (when given), one L2Advertisement for every pool and node, and the Leases of
-/// `nodes` (when given), as the watches' first lists deliver them.
-fn list(speaker: &mut SpeakerState, now: Instant, pools: Option<Vec<IPAddressPool>>, nodes: Option<&[(&str, u8)]>) {
-    if let Some(pools) = pools {
-        speaker.on_watched(Watched::Pool(Event::Init), now);
-        for pool in pools {
-            speaker.on_watched(Watched::Pool(Event::InitApply(pool)), now);
+/// Lists pool `default` and the record's slices (when given), one L2Advertisement for every
+/// pool and node, and the Leases of `nodes` (when given), as the watches' first lists deliver
+/// them.
+fn list(
+    speaker: &mut SpeakerState,
+    now: Instant,
+    slices: Option<Vec<IPAllocationSlice>>,
+    nodes: Option<&[(&str, u8)]>,
+) {
+    if let Some(slices) = slices {
+        for event in [Event::Init, Event::InitApply(pool()), Event::InitDone] {
+            speaker.on_watched(Watched::Pool(Box::new(event)), now);
         }
-        speaker.on_watched(Watched::Pool(Event::InitDone), now);
+        speaker.on_watched(Watched::AllocationSlice(Event::Init), now);
+        for slice in slices {
+            speaker.on_watched(Watched::AllocationSlice(Event::InitApply(slice)), now);
+        }
+        speaker.on_watched(Watched::AllocationSlice(Event::InitDone), now);
     }
     let all = L2Advertisement::new("all", L2AdvertisementSpec::default());
     for event in [Event::Init, Event::InitApply(all), Event::InitDone] {
@@ -108,10 +117,11 @@ fn list(speaker: &mut SpeakerState, now: Instant, pools: Option<Vec<IPAddressPoo
     }
 }
 
-/// A speaker alone in its cluster, its Lease renewed at `now`, with pool `default` listed.
-fn alone(now: Instant, pool: IPAddressPool) -> SpeakerState {
+/// A speaker alone in its cluster, its Lease renewed at `now`, with pool `default` and `slice`
+/// of its record listed.
+fn alone(now: Instant, slice: IPAllocationSlice) -> SpeakerState {
     let mut speaker = speaker();
-    list(&mut speaker, now, Some(vec![pool]), Some(&[ME]));
+    list(&mut speaker, now, Some(vec![slice]), Some(&[ME]));
     speaker.on_renewed(Some(now));
     speaker
 }
@@ -159,7 +169,7 @@ fn nothing_is_decided_before_every_watch_has_listed_once() {
     let now = Instant::now();
     let mut speaker = speaker();
     let wire = FakeWire::default();
-    list(&mut speaker, now, Some(vec![pool(vec![allocation("a", &["192.168.2.10"], true)])]), None);
+    list(&mut speaker, now, Some(vec![slice(vec![allocation("a", &["192.168.2.10"], true)])]), None);
     assert!(
         speaker.on_wake(now, &wire).is_empty(),
         "the Leases are not listed: this node could be announcing a peer's address"
@@ -178,7 +188,7 @@ fn nothing_is_decided_before_every_watch_has_listed_once() {
 fn a_renewal_of_a_live_peer_schedules_no_decision_and_a_pool_change_one_coalesced() {
     let now = Instant::now();
     let mut speaker = speaker();
-    list(&mut speaker, now, Some(vec![pool(vec![allocation("a", &["192.168.2.10"], true)])]), Some(&[ME, PEER]));
+    list(&mut speaker, now, Some(vec![slice(vec![allocation("a", &["192.168.2.10"], true)])]), Some(&[ME, PEER]));
     speaker.on_renewed(Some(now));
     speaker.on_wake(now, &FakeWire::default());
 
@@ -187,15 +197,15 @@ fn a_renewal_of_a_live_peer_schedules_no_decision_and_a_pool_change_one_coalesce
     let wake = speaker.next_wake().expect("a Lease expiry is always ahead");
     assert!(wake > later + COALESCE, "a renewal is due no decision; the next wake is an expiry ({wake:?})");
 
-    let changed = pool(vec![allocation("a", &["192.168.2.10"], true), allocation("b", &["192.168.2.11"], true)]);
-    speaker.on_watched(Watched::Pool(Event::Apply(changed)), later);
+    let changed = slice(vec![allocation("a", &["192.168.2.10"], true), allocation("b", &["192.168.2.11"], true)]);
+    speaker.on_watched(Watched::AllocationSlice(Event::Apply(changed)), later);
     assert_eq!(speaker.next_wake(), Some(later + COALESCE));
 }
 
 #[test]
 fn an_announcing_event_is_posted_once_per_service_not_on_every_decision() {
     let now = Instant::now();
-    let mut speaker = alone(now, pool(vec![allocation("a", &["192.168.2.10", "fd00::10"], true)]));
+    let mut speaker = alone(now, slice(vec![allocation("a", &["192.168.2.10", "fd00::10"], true)]));
     let mut wire = FakeWire::default();
     let effects = speaker.on_wake(now, &wire);
     wire.execute(&effects);
@@ -216,13 +226,13 @@ fn an_announcing_event_is_posted_once_per_service_not_on_every_decision() {
 #[test]
 fn a_new_address_is_probed_first_and_one_a_foreign_host_answers_for_is_not_announced() {
     let now = Instant::now();
-    let mut speaker = alone(now, pool(vec![allocation("old", &["192.168.2.10"], true)]));
+    let mut speaker = alone(now, slice(vec![allocation("old", &["192.168.2.10"], true)]));
     let mut wire = FakeWire::default();
     wire.execute(&speaker.on_wake(now, &wire));
 
     let added = now + Duration::from_millis(100);
-    let both = pool(vec![allocation("old", &["192.168.2.10"], true), allocation("new", &["192.168.2.11"], true)]);
-    speaker.on_watched(Watched::Pool(Event::Apply(both)), added);
+    let both = slice(vec![allocation("old", &["192.168.2.10"], true), allocation("new", &["192.168.2.11"], true)]);
+    speaker.on_watched(Watched::AllocationSlice(Event::Apply(both)), added);
     let effects = speaker.on_wake(added + COALESCE, &wire);
     wire.execute(&effects);
     assert_eq!(answer(&effects), Some((ips(&["192.168.2.10"]), ips(&["192.168.2.11"]))));
@@ -258,7 +268,7 @@ fn a_new_address_is_probed_first_and_one_a_foreign_host_answers_for_is_not_annou
 #[test]
 fn a_foreign_claim_is_one_conflict_reported_when_it_starts_and_when_a_second_host_joins() {
     let now = Instant::now();
-    let mut speaker = alone(now, pool(vec![allocation("a", &["192.168.2.10"], true)]));
+    let mut speaker = alone(now, slice(vec![allocation("a", &["192.168.2.10"], true)]));
     let mut wire = FakeWire::default();
     wire.execute(&speaker.on_wake(now, &wire));
 
@@ -295,7 +305,7 @@ fn a_peer_announcing_an_address_is_yielded_to_only_while_this_node_is_cut_off_or
     let now = Instant::now();
     let allocations = (10..18).map(|last| allocation(&format!("s{last}"), &[&format!("192.168.2.{last}")], true));
     let mut speaker = speaker();
-    list(&mut speaker, now, Some(vec![pool(allocations.collect())]), Some(&[ME, PEER]));
+    list(&mut speaker, now, Some(vec![slice(allocations.collect())]), Some(&[ME, PEER]));
     speaker.on_renewed(Some(now));
     let mut wire = FakeWire::default();
     wire.execute(&speaker.on_wake(now, &wire));
@@ -313,7 +323,7 @@ fn a_peer_announcing_an_address_is_yielded_to_only_while_this_node_is_cut_off_or
     );
 
     let mut stopping = self::speaker();
-    list(&mut stopping, now, Some(vec![pool(vec![allocation("a", &[&mine.to_string()], true)])]), Some(&[ME, PEER]));
+    list(&mut stopping, now, Some(vec![slice(vec![allocation("a", &[&mine.to_string()], true)])]), Some(&[ME, PEER]));
     stopping.on_renewed(Some(now));
     stopping.on_wake(now, &wire);
     assert_eq!(stopping.on_stopping(), [Effect::SetReady(false)]);
@@ -324,14 +334,14 @@ fn a_peer_announcing_an_address_is_yielded_to_only_while_this_node_is_cut_off_or
 #[test]
 fn a_stale_view_keeps_the_last_decision_and_a_current_one_waits_a_lease_duration_more() {
     let start = Instant::now();
-    let mut speaker = alone(start, pool(vec![allocation("a", &["192.168.2.10"], true)]));
+    let mut speaker = alone(start, slice(vec![allocation("a", &["192.168.2.10"], true)]));
     let mut wire = FakeWire::default();
     wire.execute(&speaker.on_wake(start, &wire));
     assert_eq!(wire.answering, ips(&["192.168.2.10"]));
 
     // No renewal for longer than a Lease duration, then the allocation goes away.
     let stale = start + LEASE + Duration::from_secs(1);
-    speaker.on_watched(Watched::Pool(Event::Apply(pool(Vec::new()))), stale);
+    speaker.on_watched(Watched::AllocationSlice(Event::Apply(slice(Vec::new()))), stale);
     assert!(speaker.on_wake(stale + COALESCE, &wire).is_empty(), "a stale view acts on nothing");
 
     // Renewals come back: own Lease renewed and seen on the watch.
@@ -351,7 +361,7 @@ fn the_endpoint_slices_of_a_local_service_are_followed_while_it_holds_addresses(
     let now = Instant::now();
     let mut local = allocation("local", &["192.168.2.13"], true);
     local.external_traffic_policy = Some(TRAFFIC_POLICY_LOCAL.to_owned());
-    let mut speaker = alone(now, pool(vec![local, allocation("cluster", &["192.168.2.14"], true)]));
+    let mut speaker = alone(now, slice(vec![local, allocation("cluster", &["192.168.2.14"], true)]));
     let wire = FakeWire::default();
     let follow = |effects: &[Effect]| {
         effects.iter().find_map(|effect| match effect {
@@ -364,6 +374,9 @@ fn the_endpoint_slices_of_a_local_service_are_followed_while_it_holds_addresses(
     assert_eq!(follow(&speaker.on_wake(now + COALESCE, &wire)), None, "already followed");
 
     let later = now + Duration::from_millis(100);
-    speaker.on_watched(Watched::Pool(Event::Apply(pool(vec![allocation("cluster", &["192.168.2.14"], true)]))), later);
+    speaker.on_watched(
+        Watched::AllocationSlice(Event::Apply(slice(vec![allocation("cluster", &["192.168.2.14"], true)]))),
+        later,
+    );
     assert_eq!(follow(&speaker.on_wake(later + COALESCE, &wire)), Some((Vec::new(), vec![service])));
 }

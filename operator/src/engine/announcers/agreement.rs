@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use ironlb_core::announcer::endpoints::SERVICE_NAME_LABEL;
 use ironlb_core::announcer::{AnnouncerInputs, EndpointScope, PublishedInterface, PublishedNode};
-use ironlb_core::v1alpha1::{Allocation, IPAddressPool, IPAddressPoolStatus, L2Advertisement, L2AdvertisementSpec};
+use ironlb_core::v1alpha1::{
+    Allocation, IPAddressPool, IPAllocationSlice, IPAllocationSliceSpec, L2Advertisement, L2AdvertisementSpec,
+};
 use ironlb_speaker::decide::ClusterView;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
@@ -22,6 +24,7 @@ use proptest::prelude::*;
 use super::{PoolInput, Winners, decide_listings};
 use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey, ServicePort};
 use crate::engine::pools::pool_config;
+use crate::engine::record::{Record, SliceWrite};
 use ironlb_core::address::Family;
 
 const LEASE_SECONDS: i32 = 2;
@@ -308,7 +311,8 @@ impl Cluster {
             labels: pool.metadata.labels.clone().unwrap_or_default(),
         });
         let is_local = |key: &ServiceKey| self.local.contains(key);
-        let listings = decide_listings(&self.allocator, pools, is_local, &inputs, self.now, &mut Winners::default());
+        let listings =
+            decide_listings(&self.allocator, pools, is_local, &inputs, inputs.nodes(self.now), &mut Winners::default());
         listings.listings.into_iter().map(|(pool, listing)| (pool, listing.allocations)).collect()
     }
 
@@ -320,13 +324,22 @@ impl Cluster {
     ) -> ironlb_speaker::decide::Decision {
         let mut view = ClusterView::new(node);
         for pool in &self.pools {
-            let mut pool = pool.clone();
-            let name = pool.metadata.name.clone().unwrap_or_default();
-            let allocations = listings.get(&name).cloned().unwrap_or_default();
-            pool.status = Some(IPAddressPoolStatus { allocations, ..IPAddressPoolStatus::default() });
-            view.set_pool(&pool);
+            view.set_pool(pool);
         }
         view.pools_listed();
+        // The listings go through the record as the operator writes it: the speaker reads slices.
+        let mut record = Record::default();
+        for (pool, allocations) in listings {
+            record.set_pool(pool, allocations);
+        }
+        for write in record.due(self.now, usize::MAX, Duration::ZERO) {
+            if let SliceWrite::Apply { pool, name, status, .. } = write {
+                let mut slice = IPAllocationSlice::new(&name, IPAllocationSliceSpec { pool });
+                slice.status = Some(status);
+                view.set_slice(&slice);
+            }
+        }
+        view.slices_listed();
         for (seen, lease) in &self.leases {
             view.inputs.take_lease(Event::Apply(lease.clone()), *seen);
         }

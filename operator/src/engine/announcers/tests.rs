@@ -17,7 +17,7 @@ use kube::runtime::watcher::Event;
 
 use super::{Announcers, Listings, MIN_DECISION_INTERVAL, PoolInput, Winners, decide_listings};
 use crate::allocator::{AllocationRequest, Allocator, IpFamilyPolicy, ServiceKey, ServicePort};
-use crate::engine::pools::{pool_config, pool_status};
+use crate::engine::pools::{Recorded, pool_config, pool_status};
 use ironlb_core::announcer::{AnnouncerInputs, EndpointScope, Touched};
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -162,13 +162,20 @@ impl Cluster {
     /// Who the status records at `at`, decided from scratch.
     fn decide(&self, at: Instant) -> Listings {
         let is_local = |key: &ServiceKey| self.local.contains(key);
-        decide_listings(&self.allocator, self.pools(), is_local, &self.inputs, at, &mut Winners::default())
+        decide_listings(
+            &self.allocator,
+            self.pools(),
+            is_local,
+            &self.inputs,
+            self.inputs.nodes(at),
+            &mut Winners::default(),
+        )
     }
 
     /// The same through the leader's record, which remembers winners and reports what changed.
     fn decide_again(&self, announcers: &mut Announcers, at: Instant) -> super::PoolReport {
         let is_local = |key: &ServiceKey| self.local.contains(key);
-        let mut reports = announcers.decide(&self.allocator, self.pools(), is_local, &self.inputs, at);
+        let mut reports = announcers.decide(&self.allocator, self.pools(), is_local, &self.inputs, at, false);
         assert_eq!(reports.len(), 1);
         let fresh = self.decide(at);
         assert_eq!(announcers.listing("default"), fresh.listings.get("default"), "remembered winners hold");
@@ -287,8 +294,15 @@ fn lease_renewals_change_nothing_so_nothing_is_written() {
     let mut announcers = Announcers::default();
     cluster.decide_again(&mut announcers, cluster.at(0));
     let listing = announcers.listing("default").expect("decided").clone();
-    let status =
-        pool_status(&cluster.pool, cluster.allocator.pool("default"), &listing, None, &[], &[], Timestamp::UNIX_EPOCH);
+    let status = pool_status(
+        &cluster.pool,
+        cluster.allocator.pool("default"),
+        Recorded::unsliced(&listing),
+        None,
+        &[],
+        &[],
+        Timestamp::UNIX_EPOCH,
+    );
     cluster.pool.status = Some(status);
 
     for round in 1..=3 {
@@ -303,7 +317,15 @@ fn lease_renewals_change_nothing_so_nothing_is_written() {
     assert!(!report.changed);
     let listing = announcers.listing("default").expect("decided");
     let later = Timestamp::from_second(60).expect("a time");
-    let status = pool_status(&cluster.pool, cluster.allocator.pool("default"), listing, None, &[], &[], later);
+    let status = pool_status(
+        &cluster.pool,
+        cluster.allocator.pool("default"),
+        Recorded::unsliced(listing),
+        None,
+        &[],
+        &[],
+        later,
+    );
     assert_eq!(cluster.pool.status.as_ref(), Some(&status), "equal to what the pool holds: no write");
 }
 
