@@ -37,6 +37,8 @@ struct PoolRecord {
 struct SliceRecord {
     pool: String,
     allocations: Vec<Allocation>,
+    /// The addresses it records as found in use on the wire (`inUse`).
+    in_use: BTreeSet<IpAddr>,
 }
 
 /// The cluster as this speaker sees it.
@@ -149,7 +151,9 @@ impl ClusterView {
     /// anything the decision reads changed (a write that only touched its counts does not).
     pub fn set_slice(&mut self, slice: &IPAllocationSlice) -> bool {
         let Some(name) = slice.metadata.name.clone() else { return false };
-        let record = SliceRecord { pool: slice.pool().to_owned(), allocations: slice.allocations().to_vec() };
+        let allocations = slice.allocations().to_vec();
+        let in_use = allocations.iter().flat_map(|a| &a.in_use).filter_map(|ip| ip.parse().ok()).collect();
+        let record = SliceRecord { pool: slice.pool().to_owned(), allocations, in_use };
         let before = self.slices.get(&name).map(addresses_of).unwrap_or_default();
         let after = addresses_of(&record);
         if self.slices_listed {
@@ -214,10 +218,12 @@ impl ClusterView {
         self.pools_listed && self.slices_listed && self.inputs.synced().all()
     }
 
-    /// Whether `address` was allocated after the record was listed and has not been announced
-    /// yet: neither by this node nor, as the record records, by another.
+    /// Whether `address` must be probed for before this node announces it: it was allocated
+    /// after the record was listed and has not been announced yet (neither by this node nor, as
+    /// the record records, by another), or the record says a speaker found it in use (whichever
+    /// node that was, and however long ago this one started).
     pub fn is_fresh(&self, address: IpAddr) -> bool {
-        self.fresh.contains(&address)
+        self.fresh.contains(&address) || self.slices.values().any(|slice| slice.in_use.contains(&address))
     }
 
     /// `address` has been announced (after its probe): it is no longer new.
@@ -437,6 +443,27 @@ mod tests {
         view.slices_listed();
         view.set_slice(&slice(vec![theirs]));
         assert!(!view.is_fresh(address));
+    }
+
+    #[test]
+    fn an_address_recorded_in_use_is_probed_first_by_whichever_node_announces_it() {
+        let address: IpAddr = "192.168.2.11".parse().expect("ip");
+        let mut marked = allocation("taken", &["192.168.2.11"], true);
+        marked.node = Some("node-a".to_owned());
+        marked.in_use = vec!["192.168.2.11".to_owned()];
+        // A speaker (re)started after the mark was written: on its first list, and though the
+        // record names another node, the address is probed first.
+        let mut view = ClusterView::new("node-b");
+        view.set_slice(&slice(vec![marked.clone()]));
+        view.slices_listed();
+        assert!(view.is_fresh(address));
+        // Announced after a probe nobody answered: still marked until the operator forgets it,
+        // but only an address this node does not answer for yet is probed (`Probes::split`).
+        view.settle(address);
+        assert!(view.is_fresh(address));
+        marked.in_use.clear();
+        view.set_slice(&slice(vec![marked]));
+        assert!(!view.is_fresh(address), "unmarked and announced elsewhere: a take-over, not probed");
     }
 
     #[test]

@@ -8,9 +8,10 @@
 //! Service gets an `AddressInUse` Warning, and the probe is repeated every [`RETRY_IN_USE`] until
 //! the address is free.
 //!
-//! Only *new* addresses are probed ([`ClusterView::is_fresh`]: allocated after the pools were
-//! first listed, and not recorded in the pool status as announced by another node). A take-over
-//! after a failure is not probed: the address was announced before, its previous announcer is
+//! Only *new* addresses are probed ([`ClusterView::is_fresh`]: allocated after the record was
+//! first listed, and not recorded as announced by another node), and those the record marks as
+//! found in use (`inUse`: a finding outlives the speaker that made it). A take-over after a
+//! failure is otherwise not probed: the address was announced before, its previous announcer is
 //! the one that went away, and a probe would only add its window to every failover.
 
 use std::collections::BTreeMap;

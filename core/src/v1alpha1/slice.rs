@@ -148,6 +148,8 @@ mod tests {
             serving: true,
             node: Some("w".repeat(253)),
             interface: Some("enp0s31f6.4094".to_owned()),
+            // The worst case: both addresses found in use.
+            in_use: vec!["255.255.255.255".to_owned(), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".to_owned()],
         };
         let status = IPAllocationSliceStatus::listing(vec![entry; MAX_SLICE_ALLOCATIONS]);
         let bytes = serde_json::to_string(&status).expect("serializes").len();

@@ -176,6 +176,13 @@ pub struct Allocation {
     /// addresses). Example: `eth0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
+
+    /// Addresses of `ips` that a host other than an ironlb speaker answered a speaker's probe
+    /// for. Whichever node is to announce them probes first, and does not announce them while
+    /// they are answered, also after a restart or a failover. Kept until ten minutes after the
+    /// last speaker reported them in use. Example: `["192.168.2.10"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_use: Vec<String>,
 }
 
 /// The `externalTrafficPolicy` value recorded in [`Allocation::external_traffic_policy`].

@@ -119,6 +119,7 @@ pub(crate) fn decide_listings(
                 serving: facts.serving,
                 node: None,
                 interface: None,
+                in_use: Vec::new(),
             };
             // Built from the allocation as written, and patched from the slices, as a speaker
             // builds it from what it reads.
@@ -258,19 +259,70 @@ pub(crate) struct Announcers {
     winners: Winners,
     /// The nodes as the last decision made while the API server was not strained saw them.
     unstrained_nodes: Option<Vec<NodeFacts>>,
+    /// Addresses a speaker found in use on the wire, and when one last reported it: recorded
+    /// beside their allocation (`inUse`) so the node to announce them probes first, whichever
+    /// node that is and however often it restarts.
+    in_use: InUse,
+}
+
+/// How long an address found in use stays marked so after the last report of it. A speaker's
+/// report goes with its Lease (a restart or a failover ends it), so the mark must outlive the
+/// report long enough for the next announcer to have probed it; an address nobody found in use
+/// for this long has been free and announced.
+pub(crate) const IN_USE_MEMORY: Duration = Duration::from_secs(600);
+
+/// The addresses found in use, with when each was last reported.
+#[derive(Debug, Default)]
+struct InUse {
+    last_reported: BTreeMap<IpAddr, Instant>,
+}
+
+impl InUse {
+    /// Takes the reports at `now` and forgets marks older than [`IN_USE_MEMORY`]. Returns whether
+    /// the set of marked addresses changed.
+    fn update(&mut self, reported: impl IntoIterator<Item = IpAddr>, now: Instant) -> bool {
+        let before: BTreeSet<IpAddr> = self.last_reported.keys().copied().collect();
+        for address in reported {
+            self.last_reported.insert(address, now);
+        }
+        self.last_reported.retain(|_, at| now.saturating_duration_since(*at) < IN_USE_MEMORY);
+        self.last_reported.keys().copied().collect::<BTreeSet<_>>() != before
+    }
+
+    /// When the oldest mark is to be forgotten.
+    fn next_expiry(&self) -> Option<Instant> {
+        self.last_reported.values().min().map(|at| *at + IN_USE_MEMORY)
+    }
+
+    /// Marks each allocation's addresses in use.
+    fn mark(&self, allocations: &mut [Allocation]) {
+        for allocation in allocations {
+            allocation.in_use = allocation
+                .ips
+                .iter()
+                .filter(|ip| ip.parse().is_ok_and(|ip: IpAddr| self.last_reported.contains_key(&ip)))
+                .cloned()
+                .collect();
+        }
+    }
 }
 
 impl Default for Announcers {
     fn default() -> Self {
-        Self::from_written([])
+        Self::from_written([], Instant::now())
     }
 }
 
 impl Announcers {
     /// Starts from what the record holds (the previous leader's decisions, per pool), so the
     /// first decision counts only real changes. Stale: nothing is decided yet.
-    pub(crate) fn from_written(written: impl IntoIterator<Item = (String, Vec<Allocation>)>) -> Self {
-        let listings = written.into_iter().map(|(pool, allocations)| (pool, Listing { allocations })).collect();
+    /// Addresses it records in use stay marked, as if reported at `now`.
+    pub(crate) fn from_written(written: impl IntoIterator<Item = (String, Vec<Allocation>)>, now: Instant) -> Self {
+        let listings: BTreeMap<String, Listing> =
+            written.into_iter().map(|(pool, allocations)| (pool, Listing { allocations })).collect();
+        let mut in_use = InUse::default();
+        let recorded = listings.values().flat_map(|l| &l.allocations).flat_map(|a| &a.in_use);
+        in_use.update(recorded.filter_map(|ip| ip.parse().ok()), now);
         Self {
             stale: true,
             last_decided: None,
@@ -279,6 +331,7 @@ impl Announcers {
             pool_labels: BTreeMap::new(),
             winners: Winners::default(),
             unstrained_nodes: None,
+            in_use,
         }
     }
 
@@ -299,9 +352,18 @@ impl Announcers {
         Some(last + MIN_DECISION_INTERVAL.max(self.last_cost * COST_FACTOR))
     }
 
-    /// Whether a decision is pending and may run at `now`.
-    pub(crate) fn is_due(&self, now: Instant) -> bool {
+    /// Whether a decision is pending and may run at `now` (also when a mark of an address in use
+    /// is to be forgotten).
+    pub(crate) fn is_due(&mut self, now: Instant) -> bool {
+        if self.in_use.next_expiry().is_some_and(|at| now >= at) {
+            self.stale = true;
+        }
         self.stale && self.due_at().is_none_or(|at| now >= at)
+    }
+
+    /// When a mark of an address in use is to be forgotten (a decision is then due).
+    pub(crate) fn next_mark_expiry(&self) -> Option<Instant> {
+        self.in_use.next_expiry()
     }
 
     /// A Service's traffic policy as the Service watch delivered it.
@@ -358,7 +420,13 @@ impl Announcers {
         if !strained {
             self.unstrained_nodes = Some(nodes.clone());
         }
-        let decision = decide_listings(allocator, pools, is_local, inputs, nodes, &mut self.winners);
+        let mut decision = decide_listings(allocator, pools, is_local, inputs, nodes, &mut self.winners);
+        let reported =
+            inputs.conflicts(now).into_iter().filter(|(_, c)| c.in_use).filter_map(|(_, c)| c.address.parse().ok());
+        self.in_use.update(reported, now);
+        for listing in decision.listings.values_mut() {
+            self.in_use.mark(&mut listing.allocations);
+        }
         let reports = decision
             .listings
             .iter()

@@ -554,6 +554,7 @@ spec: {addresses: [10.0.0.0/8]}
             serving: true,
             node: Some("w".repeat(63)),
             interface: Some("enp0s31f6.4094".to_owned()),
+            in_use: Vec::new(),
         };
         let all: Vec<Allocation> = (0..6_000).map(allocation).collect();
         assert_eq!(listed_inline(&all, false), LISTED_INLINE);

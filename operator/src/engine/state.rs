@@ -40,6 +40,10 @@ use crate::service::{self, annotation};
 use crate::telemetry::{Controller, Metrics};
 use ironlb_core::announcer::{AnnouncerInputs, EndpointScope, Touched};
 
+/// The longest a written Service waits for its watch to deliver the write before it is looked at
+/// again anyway (a relist may skip that version).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
 /// What every step reads besides the state: the settings and where to count.
 #[derive(Clone, Debug)]
 pub(crate) struct Context {
@@ -91,6 +95,11 @@ struct Leading {
     pending: BTreeMap<ServiceKey, String>,
     /// Services with a write in flight: they are not looked at until it ends.
     in_flight: BTreeSet<ServiceKey>,
+    /// Services written, whose watch has not yet delivered the version the write made
+    /// (`resourceVersion`), and until when to wait for it. The Service watch delivers the status
+    /// write before the annotation write: looked at in between, the Service would seem to lack
+    /// its annotation and be written a second time, for nothing.
+    catching_up: HashMap<ServiceKey, (String, Instant)>,
     /// Who announces what, as the record lists it, and when to decide again.
     announcers: Announcers,
     /// The allocation record: every pool's allocations in its slices, and the slice writes due.
@@ -161,7 +170,8 @@ impl EngineState {
         let decision = leading.announcers.due_at().filter(|_| self.inputs.synced().all());
         // The end of a strain: the record is then decided again from current liveness.
         let strain = self.strain.ends_at(now);
-        [self.inputs.next_expiry(), decision, leading.record.next_due(), strain].into_iter().flatten().min()
+        let forget = leading.announcers.next_mark_expiry();
+        [self.inputs.next_expiry(), decision, leading.record.next_due(), strain, forget].into_iter().flatten().min()
     }
 
     /// The record's slices as the watch delivers them. Only read when a term starts: during a
@@ -191,7 +201,12 @@ impl EngineState {
         self.caches.services_listed |= matches!(event, Event::InitDone);
         let Some(leading) = &mut self.leading else { return };
         for svc in touched(&event) {
-            leading.announcers.traffic_policy_seen(&service_key(svc), service::is_local(svc));
+            let key = service_key(svc);
+            leading.announcers.traffic_policy_seen(&key, service::is_local(svc));
+            let caught_up = |(version, _): &(String, Instant)| svc.metadata.resource_version.as_ref() == Some(version);
+            if leading.catching_up.get(&key).is_some_and(caught_up) || matches!(event, Event::Delete(_)) {
+                leading.catching_up.remove(&key);
+            }
         }
         leading.dirty_services.extend(touched(&event).map(service_key));
         if matches!(event, Event::InitDone) {
@@ -294,6 +309,9 @@ impl EngineState {
         match done {
             WriteDone::Service { key, result } => {
                 leading.in_flight.remove(&key);
+                if let Ok(Some(version)) = &result {
+                    leading.catching_up.insert(key.clone(), (version.clone(), now + CATCH_UP_WAIT));
+                }
                 if let Err(error) = result {
                     warn!(service = %key, %error, "writing the Service failed; retrying");
                     self.context.metrics.observe_reconcile(Controller::Service, Duration::ZERO, false);
@@ -348,7 +366,7 @@ impl EngineState {
             return Vec::new();
         }
         if self.leading.is_none() {
-            self.lead();
+            self.lead(now);
         }
         let mut effects = Vec::new();
         self.work(now, &mut effects);
@@ -362,7 +380,7 @@ impl EngineState {
     }
 
     /// Becomes the leader: restores every recorded address before anything new is allocated.
-    fn lead(&mut self) {
+    fn lead(&mut self, now: Instant) {
         info!("leading: restoring the recorded allocations");
         self.context.metrics.set_leader(true);
         let started = Instant::now();
@@ -430,7 +448,7 @@ impl EngineState {
             .extend(self.caches.advertisements.as_reader().state().iter().map(|a| a.name_any()));
         let written: Vec<(String, Vec<_>)> =
             leading.record.pools().map(|pool| (pool.to_owned(), leading.record.allocations(pool))).collect();
-        leading.announcers = Announcers::from_written(written);
+        leading.announcers = Announcers::from_written(written, now);
         info!(restored, pools = all_pools.len(), elapsed = ?started.elapsed(), "restored");
         self.leading = Some(leading);
     }
@@ -469,7 +487,7 @@ impl EngineState {
         }
         let mut budget = context.settings.write_concurrency.saturating_sub(self.writes_in_flight);
         while budget > 0 {
-            let Some(key) = leading.next_service() else { break };
+            let Some(key) = leading.next_service(now) else { break };
             let started = Instant::now();
             let svc = services.get(&ObjectRef::new(&key.name).within(&key.namespace));
             let labels = svc.as_ref().map(|svc| namespace_labels(&namespaces, svc)).unwrap_or_default();
@@ -704,9 +722,15 @@ impl Leading {
         self.dirty_pool_status.extend(change.affected_pools);
     }
 
-    /// The next Service to look at that has no write in flight.
-    fn next_service(&mut self) -> Option<ServiceKey> {
-        let key = self.dirty_services.iter().find(|key| !self.in_flight.contains(*key))?.clone();
+    /// The next Service to look at that has no write in flight, and whose last write the watch has
+    /// delivered (or was given [`CATCH_UP_WAIT`] to).
+    fn next_service(&mut self, now: Instant) -> Option<ServiceKey> {
+        self.catching_up.retain(|_, (_, until)| now < *until);
+        let key = self
+            .dirty_services
+            .iter()
+            .find(|key| !self.in_flight.contains(*key) && !self.catching_up.contains_key(*key))?
+            .clone();
         self.dirty_services.remove(&key);
         Some(key)
     }

@@ -128,8 +128,14 @@ impl Harness {
     }
 
     fn lease(&mut self, node: &str) -> Lease {
+        self.lease_reporting(node, Vec::new())
+    }
+
+    /// The Lease of `node`, its speaker reporting `conflicts`.
+    fn lease_reporting(&mut self, node: &str, conflicts: Vec<ironlb_core::announcer::PublishedConflict>) -> Lease {
         self.version += 1;
         let facts = PublishedNode {
+            conflicts,
             interfaces: vec![PublishedInterface {
                 name: "eth0".to_owned(),
                 up: true,
@@ -176,7 +182,7 @@ fn namespace(name: &str) -> PartialObjectMeta<Namespace> {
 /// How the API server answers `effect` when it accepts it.
 fn succeeded(effect: &Effect) -> WriteDone {
     match effect {
-        Effect::WriteService { key, .. } => WriteDone::Service { key: key.clone(), result: Ok(()) },
+        Effect::WriteService { key, .. } => WriteDone::Service { key: key.clone(), result: Ok(None) },
         Effect::WritePoolStatus { pool, .. } => WriteDone::PoolStatus { pool: pool.clone(), result: Ok(()) },
         Effect::WriteAdvertisementStatus { advertisement, .. } => {
             WriteDone::AdvertisementStatus { advertisement: advertisement.clone(), result: Ok(()) }
@@ -299,6 +305,40 @@ fn allocating_writes_the_service_an_event_and_the_pool_status() {
     let listed: Vec<_> = status.allocations.iter().map(|a| (a.name.as_str(), a.ips.clone())).collect();
     assert_eq!(listed, [("web", vec!["192.168.2.10".to_owned()])]);
     assert!(status.allocations[0].node.is_some(), "the announcing node is recorded: {status:?}");
+}
+
+#[test]
+fn a_written_service_is_looked_at_again_only_once_its_watch_has_caught_up() {
+    let mut engine = Harness::new(vec![pool("default", &["192.168.2.10/32"], None)], vec![]);
+    engine.settle(0);
+    engine.state.on_service(Event::Apply(service("web", 1, &[], &["IPv4"])));
+    assert!(service_writes(&engine.turn(1_000)).contains_key("web"));
+    let done = WriteDone::Service { key: key("web"), result: Ok(Some("7".to_owned())) };
+    engine.state.on_write_done(done, Duration::ZERO, engine.at(1_010));
+
+    // The watch delivers the status write first: the address, not yet the annotation.
+    let mut halfway = service("web", 1, &["192.168.2.10"], &["IPv4"]);
+    halfway.metadata.annotations = None;
+    halfway.metadata.resource_version = Some("6".to_owned());
+    engine.state.on_service(Event::Apply(halfway.clone()));
+    assert!(!service_writes(&engine.turn(1_100)).contains_key("web"), "not written twice for a watch still behind");
+    // Then the annotation write: in line, nothing to do.
+    let mut written = service("web", 1, &["192.168.2.10"], &["IPv4"]);
+    written.metadata.resource_version = Some("7".to_owned());
+    engine.state.on_service(Event::Apply(written));
+    assert!(!service_writes(&engine.settle(1_200)).contains_key("web"));
+
+    // Someone takes the annotation away afterwards: written again at once.
+    halfway.metadata.resource_version = Some("8".to_owned());
+    engine.state.on_service(Event::Apply(halfway.clone()));
+    assert!(service_writes(&engine.turn(1_300)).contains_key("web"));
+    let done = WriteDone::Service { key: key("web"), result: Ok(Some("9".to_owned())) };
+    engine.state.on_write_done(done, Duration::ZERO, engine.at(1_310));
+    // A watch that never delivers version 9 (a relist skipped it) holds the Service 5 s at most.
+    halfway.metadata.resource_version = Some("8".to_owned());
+    engine.state.on_service(Event::Apply(halfway));
+    assert!(!service_writes(&engine.turn(6_000)).contains_key("web"));
+    assert!(service_writes(&engine.turn(6_400)).contains_key("web"), "looked at again after the wait");
 }
 
 #[test]
@@ -425,6 +465,52 @@ fn while_the_api_server_is_strained_the_record_keeps_who_announces() {
     let after = engine.settle(12_000);
     let moved = pool_statuses(&after).pop().and_then(|s| s.allocations[0].node.clone());
     assert!(moved.is_some_and(|n| n != node), "after the strain the record follows the Leases: {after:?}");
+}
+
+/// What the record says of `web`'s addresses found in use, in the last slice written.
+fn recorded_in_use(effects: &[Effect]) -> Option<Vec<String>> {
+    let mut slices = effects.iter().filter_map(|effect| match effect {
+        Effect::WriteSlice { write: super::record::SliceWrite::Apply { status, .. }, .. } => Some(status),
+        _ => None,
+    });
+    slices.next_back().map(|status| status.allocations[0].in_use.clone())
+}
+
+#[test]
+fn an_address_found_in_use_stays_recorded_after_the_report_ends_with_its_speaker() {
+    let mut engine =
+        Harness::new(vec![pool("default", &["192.168.2.10/32"], None)], vec![service("web", 1, &[], &["IPv4"])]);
+    let before = engine.settle(0);
+    assert_eq!(recorded_in_use(&before), Some(vec![]));
+    let conflict = ironlb_core::announcer::PublishedConflict {
+        address: "192.168.2.10".to_owned(),
+        mac: "02:00:c0:a8:02:fa".to_owned(),
+        interface: "eth0".to_owned(),
+        in_use: true,
+    };
+    let reporting = engine.lease_reporting("node-a", vec![conflict]);
+    engine.state.on_lease(Event::Apply(reporting), engine.at(1_000));
+    let marked = engine.settle(1_000);
+    assert_eq!(recorded_in_use(&marked), Some(vec!["192.168.2.10".to_owned()]), "{marked:?}");
+
+    // The reporting speaker restarts: its new Lease reports nothing yet. The mark stays, so its
+    // successor (or it, restarted) probes before announcing.
+    let mut at = 1_500;
+    for _ in 0..3 {
+        for node in NODES {
+            let lease = engine.lease(node);
+            engine.state.on_lease(Event::Apply(lease), engine.at(at));
+        }
+        assert_eq!(recorded_in_use(&engine.settle(at)), None, "nothing rewritten at {at} ms");
+        at += 1_000;
+    }
+    // Ten minutes after the last report, with every speaker renewing, the mark is forgotten.
+    let late = super::announcers::IN_USE_MEMORY.as_millis() as u64 + 1_500;
+    for node in NODES {
+        let lease = engine.lease(node);
+        engine.state.on_lease(Event::Apply(lease), engine.at(late));
+    }
+    assert_eq!(recorded_in_use(&engine.settle(late)), Some(vec![]));
 }
 
 #[test]

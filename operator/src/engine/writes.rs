@@ -110,8 +110,9 @@ impl Job {
 /// How a write went.
 #[derive(Debug)]
 pub(crate) enum WriteDone {
-    /// The Service's status and annotation.
-    Service { key: ServiceKey, result: Result<(), kube::Error> },
+    /// The Service's status and annotation; on success, the `resourceVersion` the last of the
+    /// two writes gave it.
+    Service { key: ServiceKey, result: Result<Option<String>, kube::Error> },
     /// A pool's status.
     PoolStatus { pool: String, result: Result<(), kube::Error> },
     /// A slice of the allocation record.
@@ -139,10 +140,10 @@ impl WriteDone {
     /// The error the write ended with, if it failed.
     pub(crate) fn error(&self) -> Option<&kube::Error> {
         match self {
-            Self::Service { result, .. }
-            | Self::PoolStatus { result, .. }
-            | Self::AdvertisementStatus { result, .. }
-            | Self::Event { result } => result.as_ref().err(),
+            Self::Service { result, .. } => result.as_ref().err(),
+            Self::PoolStatus { result, .. } | Self::AdvertisementStatus { result, .. } | Self::Event { result } => {
+                result.as_ref().err()
+            }
             Self::Slice { error, .. } => error.as_ref(),
             Self::Retry { .. } => None,
         }
@@ -243,8 +244,8 @@ impl ApiWriter {
             // only records the pool for people and for restarts.
             let result = async {
                 api.patch_status(&name, &params, &Patch::Apply(status)).await?;
-                api.patch(&name, &params, &Patch::Apply(metadata)).await?;
-                Ok(())
+                let written = api.patch(&name, &params, &Patch::Apply(metadata)).await?;
+                Ok(written.metadata.resource_version)
             }
             .await;
             WriteDone::Service { key, result }

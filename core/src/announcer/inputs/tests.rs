@@ -172,6 +172,7 @@ fn the_local_endpoint_patch_reads_the_slices_only_under_local() {
         serving: false,
         node: None,
         interface: None,
+        in_use: Vec::new(),
     };
     let mut local = ServiceFacts::from_allocation(&pool, &allocation(Some(TRAFFIC_POLICY_LOCAL)));
     inputs.patch_local_endpoints(&mut local);

@@ -49,8 +49,12 @@ impl Call {
         if object.get("metadata").is_none() {
             object["metadata"] = json!({"name": "written"});
         }
+        object["metadata"]["resourceVersion"] = json!("42");
         if object["kind"] == "IPAddressPool" {
             object["spec"] = json!({"addresses": ["192.168.2.10/32"]});
+        }
+        if object["kind"] == "IPAllocationSlice" {
+            object["spec"] = json!({"pool": "big"});
         }
         let bytes = serde_json::to_vec(&object).expect("JSON");
         self.respond
@@ -140,7 +144,12 @@ async fn a_service_gets_its_status_first_and_then_its_pool_annotation() {
                "metadata": {"name": "shop", "annotations": {"ironlb.io/allocated-from-pool": "default"}}})
     );
     annotation.accept();
-    assert!(matches!(job.await.expect("the job ends"), WriteDone::Service { result: Ok(()), .. }));
+    let done = job.await.expect("the job ends");
+    assert!(
+        matches!(&done, WriteDone::Service { result: Ok(Some(version)), .. } if version == "42"),
+        "the version the annotation write made, which the watch must deliver before the Service is looked at again: \
+         {done:?}"
+    );
 }
 
 #[tokio::test]
@@ -154,7 +163,7 @@ async fn clearing_a_service_applies_empty_values_so_ironlb_gives_its_fields_back
     let annotation = next(&mut server).await;
     assert_eq!(annotation.body["metadata"], json!({"name": "shop", "annotations": {}}));
     annotation.accept();
-    assert!(matches!(job.await.expect("the job ends"), WriteDone::Service { result: Ok(()), .. }));
+    assert!(matches!(job.await.expect("the job ends"), WriteDone::Service { result: Ok(_), .. }));
 }
 
 #[tokio::test]
@@ -183,4 +192,110 @@ async fn an_event_is_created_in_the_namespace_of_what_it_is_about() {
     assert_eq!(call.body["regarding"]["name"], "shop");
     call.accept();
     assert!(matches!(job.await.expect("the job ends"), WriteDone::Event { result: Ok(()) }));
+}
+
+#[tokio::test]
+async fn a_new_slice_is_created_owned_by_its_pool_and_then_given_its_status() {
+    use super::super::record::{SliceOutcome, SliceWrite};
+    use ironlb_core::v1alpha1::IPAllocationSliceStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    let (writer, mut server) = writer();
+    let allocation = Allocation {
+        namespace: "web".to_owned(),
+        name: "shop".to_owned(),
+        ips: vec!["192.168.2.10".to_owned()],
+        serving: true,
+        ..Allocation::default()
+    };
+    let write = SliceWrite::Apply {
+        pool: "big".to_owned(),
+        index: 0,
+        name: "big-0".to_owned(),
+        create: true,
+        status: IPAllocationSliceStatus::listing(vec![allocation]),
+    };
+    let owner = OwnerReference {
+        api_version: "ironlb.io/v1alpha1".to_owned(),
+        kind: "IPAddressPool".to_owned(),
+        name: "big".to_owned(),
+        uid: "uid-big".to_owned(),
+        controller: Some(true),
+        ..OwnerReference::default()
+    };
+    let job = tokio::spawn(writer.run(Effect::WriteSlice { write, owner: Some(owner) }).run());
+
+    let object = next(&mut server).await;
+    assert_eq!(object.method, Method::PATCH);
+    assert_eq!(
+        object.path_and_query,
+        "/apis/ironlb.io/v1alpha1/ipallocationslices/big-0?&force=true&fieldManager=ironlb-operator"
+    );
+    assert_eq!(object.content_type, APPLY);
+    assert_eq!(
+        object.body,
+        json!({"apiVersion": "ironlb.io/v1alpha1", "kind": "IPAllocationSlice",
+               "metadata": {"name": "big-0",
+                            "labels": {"ironlb.io/pool": "big", "app.kubernetes.io/managed-by": "ironlb-operator"},
+                            "ownerReferences": [{"apiVersion": "ironlb.io/v1alpha1", "kind": "IPAddressPool",
+                                                 "name": "big", "uid": "uid-big", "controller": true}]},
+               "spec": {"pool": "big"}})
+    );
+    object.accept();
+    let status = next(&mut server).await;
+    assert_eq!(
+        status.path_and_query,
+        "/apis/ironlb.io/v1alpha1/ipallocationslices/big-0/status?&force=true&fieldManager=ironlb-operator"
+    );
+    assert_eq!(status.body["status"]["allocationCount"], json!(1));
+    assert_eq!(status.body["status"]["allocations"][0]["name"], json!("shop"));
+    status.accept();
+    let done = job.await.expect("the job ends");
+    assert!(
+        matches!(done, WriteDone::Slice { ref pool, index: 0, deleted: false, outcome: SliceOutcome::Written, error: None } if pool == "big"),
+        "{done:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slice_the_api_server_lost_is_reported_missing_and_an_empty_one_is_deleted() {
+    use super::super::record::{SliceOutcome, SliceWrite};
+    use ironlb_core::v1alpha1::IPAllocationSliceStatus;
+    let (writer, mut server) = writer();
+    let write = SliceWrite::Apply {
+        pool: "big".to_owned(),
+        index: 1,
+        name: "big-1".to_owned(),
+        create: false,
+        status: IPAllocationSliceStatus::default(),
+    };
+    let job = tokio::spawn(writer.run(Effect::WriteSlice { write, owner: None }).run());
+    let status = next(&mut server).await;
+    assert!(status.path_and_query.starts_with("/apis/ironlb.io/v1alpha1/ipallocationslices/big-1/status?"));
+    let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                           "message": "ipallocationslices.ironlb.io \"big-1\" not found"});
+    status.respond.send_response(
+        Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Body::from(serde_json::to_vec(&not_found).expect("JSON")))
+            .expect("a response"),
+    );
+    let done = job.await.expect("the job ends");
+    assert!(matches!(done, WriteDone::Slice { outcome: SliceOutcome::Missing, error: None, .. }), "{done:?}");
+
+    let delete = SliceWrite::Delete { pool: "big".to_owned(), index: 1, name: "big-1".to_owned() };
+    let job = tokio::spawn(writer.run(Effect::WriteSlice { write: delete, owner: None }).run());
+    let call = next(&mut server).await;
+    assert_eq!(
+        (&call.method, call.path_and_query.as_str()),
+        (&Method::DELETE, "/apis/ironlb.io/v1alpha1/ipallocationslices/big-1?")
+    );
+    let deleted = json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200});
+    call.respond.send_response(
+        Response::builder()
+            .status(StatusCode::OK)
+            .body(Body::from(serde_json::to_vec(&deleted).expect("JSON")))
+            .expect("a response"),
+    );
+    let done = job.await.expect("the job ends");
+    assert!(matches!(done, WriteDone::Slice { deleted: true, outcome: SliceOutcome::Written, .. }), "{done:?}");
 }
