@@ -7,7 +7,8 @@
 //!    kernel at the same rates: [`rate`];
 //! 3. the speaker's CPU while iperf3 pushes unrelated traffic through its interface, against
 //!    idle: [`traffic`];
-//! 4. the speakers' memory with 0, 1, 100 and 10,000 announced addresses: [`memory`].
+//! 4. the speakers' memory with 0, 1, 100, 1,000 and 10,000 announced addresses, every one
+//!    allocated and recorded by the lab's operator: [`memory`].
 //!
 //! `cargo bench -p ironlb-e2e --bench speaker` (`make bench`) starts the lab (or reuses one) and
 //! prints a markdown report on stdout, progress on stderr. Everything it makes (namespaces,
@@ -134,31 +135,21 @@ fn everything_the_bench_makes(lab: &Lab) -> Teardown {
     teardown.namespace(memory::NAMESPACE);
     teardown.object(&format!("l2advertisement/{VIP_POOL}"));
     teardown.object(&format!("ipaddresspool/{VIP_POOL}"));
-    teardown.object(&format!("l2advertisement/{}", memory::POOL_PREFIX));
-    for pool in 0..4 {
-        teardown.object(&format!("ipaddresspool/{}-{pool}", memory::POOL_PREFIX));
-    }
+    teardown.object(&format!("l2advertisement/{}", memory::POOL));
+    teardown.object(&format!("ipaddresspool/{}", memory::POOL));
     teardown
 }
 
 /// Deletes what the bench made when dropped, pass or fail: namespaces first, waiting until their
 /// Services are gone (10,000 take minutes), then the cluster-scoped objects, so no Service is
-/// ever moved to another pool on the way out; then starts the operator replicas the bench
-/// stopped, once there is nothing left for them to allocate.
+/// ever moved to another pool on the way out.
 pub(crate) struct Teardown {
-    lab: Lab,
     cleanup: Cleanup,
-    restart_operators: bool,
 }
 
 impl Teardown {
     pub(crate) fn new(lab: &Lab) -> Self {
-        Self { lab: lab.clone(), cleanup: lab.cleanup(), restart_operators: false }
-    }
-
-    /// Starts again, at the end, any operator replica that is not running then.
-    pub(crate) fn restart_operators(&mut self) {
-        self.restart_operators = true;
+        Self { cleanup: lab.cleanup() }
     }
 
     pub(crate) fn namespace(&mut self, name: &str) {
@@ -176,18 +167,6 @@ impl Drop for Teardown {
         let started = Instant::now();
         // 10,000 Services take minutes to delete.
         self.cleanup.delete_now(Duration::from_secs(900));
-        for replica in ["0", "1"].into_iter().filter(|_| self.restart_operators) {
-            // The lab's operator replicas serve /healthz on 127.0.0.1:17472 and :17473.
-            let healthz = format!("http://127.0.0.1:{}/healthz", if replica == "0" { 17472 } else { 17473 });
-            if self.lab.run("curl", &["-fsS", "--max-time", "5", &healthz]).is_ok_and(|out| out.success) {
-                continue;
-            }
-            match self.lab.run("e2e/lab/operator.sh", &["start", replica]) {
-                Ok(output) if output.success => {}
-                Ok(output) => eprintln!("cleanup: starting operator {replica} failed: {}", output.stderr),
-                Err(error) => eprintln!("cleanup: starting operator {replica} failed: {error:#}"),
-            }
-        }
         if started.elapsed() > Duration::from_secs(5) {
             eprintln!("cleanup took {:.1} s", started.elapsed().as_secs_f64());
         }

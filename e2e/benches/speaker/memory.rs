@@ -1,26 +1,39 @@
 //! Step 4, what an announced address costs a speaker in memory: each speaker's resident set with 0,
-//! 1, 100 and N (10,000) Services announced, the speakers sharing them out as the announcer
-//! function decides.
+//! 1, 100, 1,000 and N (10,000) Services announced, the speakers sharing them out as the operator
+//! records.
 //!
-//! A speaker announces an address only when its Service has a ready endpoint, and a pool status
-//! lists ~3,100 allocations at most (the object size limit), so the Services are spread over four
-//! pools of 2,560 addresses in `10.64.0.0/12` (handed out, never sent to) and each gets a ready
-//! endpoint the cheapest way the lab allows (see [`Endpoints`]). Past 1,000 Services the bench
-//! records the allocations itself, the operator stopped (see [`run`] for why). The speakers are
-//! restarted first, so the baseline is a speaker that has announced nothing since it started.
+//! Every row goes through the lab's own operator, as in a cluster: the bench creates LoadBalancer
+//! Services of one IPv4 address each from one pool, `10.64.0.0/12` (handed out, never sent to), each
+//! with a ready endpoint the cheapest way the lab allows (see [`Endpoints`]); the operator allocates
+//! the addresses, picks each one's node and records both in the pool's IPAllocationSlices (100
+//! Services each at most); the speakers announce from those. The speakers are restarted first, so
+//! the baseline is a speaker that has announced nothing since it started.
+//!
+//! Why the figures per announced address are what they are:
+//! - a speaker keeps the whole allocation record, every slice's entries, not only the ones it
+//!   answers for, so its growth follows all the Services recorded while it announces only its
+//!   share of them (about a third here, with three nodes): per address *it announces*, a speaker
+//!   pays for about three record entries, plus what answering for an address adds;
+//! - the first address also pays for answering at all (its sockets and receive tasks, a few hundred
+//!   KiB), which dominates the small rows and is noise at 10,000;
+//! - `VmRSS` counts what the allocator keeps, not only what is in use: the lists decoded when a watch
+//!   (re)starts and the take-over bursts leave freed memory resident (`VmHWM`, the peak, shows it);
+//! - the lab's speakers are debug builds.
+//!
+//! A row takes as long as the operator does: creating runs at ~15 Services/s in the two-core lab,
+//! where the operator shares the cores with the API server, so 10,000 Services take ~11 minutes, and
+//! the speakers take their addresses over a few at a time as they are recorded.
 
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use futures::{StreamExt, TryStreamExt};
-use ironlb_e2e::{Lab, block_on, create_retrying};
+use ironlb_e2e::{Lab, block_on, create_retrying, delete_load_balancer_services};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::api::DeleteParams;
 use serde_json::json;
 
 use crate::Teardown;
@@ -28,16 +41,23 @@ use crate::host::{Hosts, Memory, Metrics, Speaker};
 use crate::report::{mib, thousands};
 
 pub(crate) const NAMESPACE: &str = "ironlb-bench-speaker";
-/// Pools `ironlb-bench-speaker-0` … `-3`; Service n takes its address from pool n mod 4.
-pub(crate) const POOL_PREFIX: &str = "ironlb-bench-speaker";
-const POOLS: usize = 4;
-/// Addresses per pool: `10.<64+k>.0.0` to `10.<64+k>.9.255`.
-const POOL_SIZE: u32 = 2_560;
-const L2_ADVERTISEMENT: &str = "ironlb-bench-speaker";
+/// The one pool every Service takes its address from, and the L2Advertisement announcing it from
+/// every node.
+pub(crate) const POOL: &str = "ironlb-bench-speaker";
+const POOL_ADDRESSES: &str = "10.64.0.0/12";
+const POOL_SIZE: usize = 1 << 20;
+/// The Services are `svc-0`, `svc-1`, …
+const PREFIX: &str = "svc";
 /// The label of the one Pod every Service selects under [`Endpoints::Selector`].
 const APP: &str = "ironlb-bench-speaker";
 /// Creations in flight at once (as the operator bench).
 const CREATE_PARALLELISM: usize = 64;
+/// How long a row may take, from its first create until every address is announced: bounded, and
+/// generous, since creating runs at ~15 Services/s here (the operator writes each Service's status,
+/// an Event and, batched, its slice, on the two cores it shares with the API server). The 9,000
+/// Services of the 10,000 row take ~10 minutes and get 24.5.
+const ROW_TIMEOUT: Duration = Duration::from_secs(120);
+const ROW_TIMEOUT_PER_SERVICE: Duration = Duration::from_millis(150);
 /// How long a speaker is left alone before its memory is read: past the take-over burst of
 /// gratuitous ARP (3.5 s) and whatever a decision allocated for the moment.
 const SETTLE: Duration = Duration::from_secs(10);
@@ -89,17 +109,27 @@ impl Reading {
     fn rss_kib(&self) -> u64 {
         self.nodes.iter().map(|(_, _, memory)| memory.rss_kib).sum()
     }
+
+    /// Per speaker, in bytes, its `VmRSS` growth over `baseline` divided by the addresses it
+    /// announces; `None` for a speaker that announces none.
+    fn growth_per_announced(&self, baseline: &Reading) -> Vec<Option<f64>> {
+        self.nodes
+            .iter()
+            .zip(&baseline.nodes)
+            .map(|((_, count, memory), (_, _, before))| {
+                (*count > 0).then(|| (memory.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / *count as f64)
+            })
+            .collect()
+    }
 }
 
 pub(crate) fn run(lab: &Lab, hosts: &Hosts, largest: usize, endpoints: Endpoints) -> Result<()> {
-    ensure!(largest <= POOLS * 2_500, "at most {} Services fit the pools' listings", POOLS * 2_500);
+    ensure!(largest <= POOL_SIZE, "at most {POOL_SIZE} Services fit the pool {POOL_ADDRESSES}");
     let nodes: Vec<String> = hosts.nodes.iter().map(|node| node.name.clone()).collect();
     let mut teardown = Teardown::new(lab);
     teardown.namespace(NAMESPACE);
-    teardown.object(&format!("l2advertisement/{L2_ADVERTISEMENT}"));
-    for pool in 0..POOLS {
-        teardown.object(&format!("ipaddresspool/{POOL_PREFIX}-{pool}"));
-    }
+    teardown.object(&format!("l2advertisement/{POOL}"));
+    teardown.object(&format!("ipaddresspool/{POOL}"));
 
     eprintln!("memory: restarting the speakers");
     for node in &nodes {
@@ -111,17 +141,11 @@ pub(crate) fn run(lab: &Lab, hosts: &Hosts, largest: usize, endpoints: Endpoints
     ensure!(readings[0].nodes.iter().all(|(_, count, _)| *count == 0), "the speakers announce addresses already");
 
     lab.kubectl(&["create", "namespace", NAMESPACE])?.ok()?;
-    for pool in 0..POOLS {
-        // 2,560 addresses each: 10.64.0.0-10.64.9.255, 10.65.0.0-10.65.9.255, …
-        let (first, last) = (Ipv4Addr::new(10, 64 + pool as u8, 0, 0), Ipv4Addr::new(10, 64 + pool as u8, 9, 255));
-        lab.apply(&format!(
-            "apiVersion: ironlb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {{name: {POOL_PREFIX}-{pool}}}\nspec: {{addresses: [{first}-{last}]}}\n"
-        ))?;
-    }
-    let pools: Vec<String> = (0..POOLS).map(|pool| format!("{POOL_PREFIX}-{pool}")).collect();
     lab.apply(&format!(
-        "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata: {{name: {L2_ADVERTISEMENT}}}\nspec: {{ipAddressPools: [{}]}}\n",
-        pools.join(", ")
+        "apiVersion: ironlb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {{name: {POOL}}}\nspec: {{addresses: [{POOL_ADDRESSES}]}}\n"
+    ))?;
+    lab.apply(&format!(
+        "apiVersion: ironlb.io/v1alpha1\nkind: L2Advertisement\nmetadata: {{name: {POOL}}}\nspec: {{ipAddressPools: [{POOL}]}}\n"
     ))?;
     if endpoints == Endpoints::Selector {
         lab.apply(&format!(
@@ -137,70 +161,30 @@ pub(crate) fn run(lab: &Lab, hosts: &Hosts, largest: usize, endpoints: Endpoints
             continue;
         }
         let added = step - created;
-        // Past ~1,000 Services the lab's operator cannot deliver in a bounded time: each of the four
-        // pool statuses (~1 MB at 2,500 allocations) is re-applied as it changes, the API server
-        // spends its share of the two cores on those server-side applies, and an attempt had 2,543
-        // of 10,000 addresses announced 18 minutes after the operator started (2,604 pool status
-        // applies, 157 MB). Such a row stops the operators and writes the pool statuses itself,
-        // as the operator would (a speaker reads nothing else about an allocation), CHUNK Services
-        // at a time: written all at once, 9,000 take-overs made the speakers' Lease renewals time
-        // out, peers took each other's addresses, and the run had to be stopped. The row stops
-        // early, and says so, as soon as a speaker fails to renew its Lease.
-        let by_bench = added > BULK;
-        eprintln!(
-            "memory: {step} Services, addresses recorded by {}",
-            if by_bench { "the bench" } else { "the operator" }
-        );
-        let writes_before = PoolStatusWrites::read(lab)?;
+        eprintln!("memory: {step} Services");
+        let writes_before = RecordWrites::read(lab)?;
         let failures_before = lease_failures(lab, &speakers)?;
         let started = Instant::now();
-        if by_bench {
-            teardown.restart_operators();
-            for replica in ["0", "1"] {
-                lab.run("e2e/lab/operator.sh", &["stop", replica])?.ok()?;
-            }
-        }
-        // The bench's own allocations need no endpoints: it records them as serving.
-        let with_endpoints = (!by_bench).then_some(endpoints);
         let client = block_on(lab.client())?;
-        block_on(create_services(client, created..step, with_endpoints, endpoint.v4, endpoint.name.clone()))?;
+        block_on(create_services(client, created..step, endpoints, endpoint.v4, endpoint.name.clone()))?;
         let creating = started.elapsed();
         eprintln!("memory: {added} Services created in {:.1} s", creating.as_secs_f64());
-        // Bounded, generously: the operator writes three objects per Service on two shared cores.
-        let timeout = Duration::from_secs(120) + Duration::from_millis(100) * added as u32;
-        let (mut announcing, mut stopped) = (Announcing { complete: false, most: 0 }, None);
-        if by_bench {
-            for chunk_start in (created..step).step_by(CHUNK) {
-                let chunk_end = (chunk_start + CHUNK).min(step);
-                record_allocations(lab, chunk_start..chunk_end)?;
-                let chunk = wait_announced(lab, &speakers, chunk_end, Instant::now(), Duration::from_secs(180))?;
-                announcing = Announcing { complete: chunk.complete, most: announcing.most.max(chunk.most) };
-                let failures = lease_failures(lab, &speakers)? - failures_before;
-                if failures > 0.0 || !chunk.complete {
-                    stopped = Some(chunk_end);
-                    eprintln!("memory: stopping at {chunk_end} Services: {failures} Lease renewals failed");
-                    break;
-                }
-            }
-        } else {
-            announcing = wait_announced(lab, &speakers, step, started, timeout)?;
-        }
-        let complete = (announcing.complete && stopped.is_none()).then(|| started.elapsed());
-        created = stopped.unwrap_or(step);
-        let writes = PoolStatusWrites::read(lab)?.since(writes_before);
+        let timeout = ROW_TIMEOUT + ROW_TIMEOUT_PER_SERVICE * added as u32;
+        let announcing = wait_announced(lab, &speakers, step, started, timeout)?;
+        let complete = announcing.complete.then(|| started.elapsed());
+        created = step;
+        let writes = RecordWrites::read(lab)?.since(writes_before);
         let lease_failures = lease_failures(lab, &speakers)? - failures_before;
         std::thread::sleep(SETTLE);
         let mut reading = read(lab, &speakers, created)?;
-        let most = announcing.most;
-        reading.made =
-            Some(Made { added, by_bench, creating, complete, most, timeout, writes, lease_failures, stopped });
+        reading.made = Some(Made { added, creating, complete, most: announcing.most, timeout, writes, lease_failures });
         readings.push(reading);
         if complete.is_none() {
             break;
         }
     }
     print(&readings, endpoints);
-    // Dropped in reverse order: the Services first, then the namespace and pools.
+    // Dropped in reverse order: the Services first, then the namespace and the pool.
     Ok(())
 }
 
@@ -217,20 +201,7 @@ impl Drop for ServicesGuard {
         let started = Instant::now();
         let deleted = block_on(async {
             let api: Api<Service> = Api::namespaced(self.lab.client().await?, NAMESPACE);
-            futures::stream::iter(0..self.count)
-                .map(|n| {
-                    let api = &api;
-                    async move {
-                        match api.delete(&format!("svc-{n:05}"), &DeleteParams::default()).await {
-                            Ok(_) => Ok(()),
-                            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-                            Err(error) => Err(anyhow::Error::from(error)),
-                        }
-                    }
-                })
-                .buffer_unordered(CREATE_PARALLELISM)
-                .try_collect::<()>()
-                .await
+            delete_load_balancer_services(&api, PREFIX, self.count, CREATE_PARALLELISM).await
         });
         match deleted {
             Ok(()) => eprintln!("memory: Services deleted in {:.1} s", started.elapsed().as_secs_f64()),
@@ -239,15 +210,9 @@ impl Drop for ServicesGuard {
     }
 }
 
-/// Rows adding more Services than this have their allocations written by the bench (see [`run`]).
-const BULK: usize = 1_000;
-/// Services whose allocations the bench writes at once in such a row.
-const CHUNK: usize = 1_000;
-
 /// How a row was made.
 struct Made {
     added: usize,
-    by_bench: bool,
     creating: Duration,
     /// From the row's first create until every address was announced, if that happened in time.
     complete: Option<Duration>,
@@ -255,40 +220,53 @@ struct Made {
     most: u64,
     /// Lease renewals the speakers failed meanwhile.
     lease_failures: f64,
-    /// Where a row the bench recorded stopped early: the Services recorded by then.
-    stopped: Option<usize>,
     timeout: Duration,
-    writes: PoolStatusWrites,
+    writes: RecordWrites,
 }
 
-/// The API server's count of pool status writes (server-side applies) and the bytes of all pool
-/// patches (its `apiserver_request_total` and `apiserver_request_body_size_bytes_sum`).
+/// What the API server counted of the operator's allocation record (`apiserver_request_total`,
+/// `apiserver_request_body_size_bytes_sum`): the requests that wrote IPAllocationSlices (the
+/// operator's leader is their only writer: an apply of a new slice's object, an apply of a slice's
+/// status, a delete), those requests' body bytes, and the applies of pool statuses.
 #[derive(Clone, Copy, Debug, Default)]
-struct PoolStatusWrites {
-    applies: f64,
-    bytes: f64,
+struct RecordWrites {
+    slices: f64,
+    slice_bytes: f64,
+    pool_statuses: f64,
 }
 
-impl PoolStatusWrites {
+impl RecordWrites {
     fn read(lab: &Lab) -> Result<Self> {
         let metrics = Metrics::from(lab.kubectl(&["get", "--raw", "/metrics"])?.ok()?.stdout);
-        let pools = ("resource", "ipaddresspools");
+        let requests = |labels: &[(&str, &str)]| metrics.sum("apiserver_request_total", labels);
+        let slices = ("resource", "ipallocationslices");
+        // Body sizes are labelled with the group-qualified resource (`GroupResource.String()`) in
+        // the API server sources looked at; a release labelling the bare name is counted as well.
+        let slice_bytes = [slices, ("resource", "ipallocationslices.ironlb.io")]
+            .iter()
+            .map(|resource| metrics.sum("apiserver_request_body_size_bytes_sum", &[*resource]))
+            .sum();
         Ok(Self {
-            applies: metrics.sum("apiserver_request_total", &[pools, ("subresource", "status"), ("verb", "APPLY")]),
-            bytes: metrics.sum("apiserver_request_body_size_bytes_sum", &[pools, ("verb", "patch")]),
+            slices: requests(&[slices, ("verb", "APPLY")]) + requests(&[slices, ("verb", "DELETE")]),
+            slice_bytes,
+            pool_statuses: requests(&[("resource", "ipaddresspools"), ("subresource", "status"), ("verb", "APPLY")]),
         })
     }
 
     fn since(self, before: Self) -> Self {
-        Self { applies: self.applies - before.applies, bytes: self.bytes - before.bytes }
+        Self {
+            slices: self.slices - before.slices,
+            slice_bytes: self.slice_bytes - before.slice_bytes,
+            pool_statuses: self.pool_statuses - before.pool_statuses,
+        }
     }
 }
 
-/// Creates Services `svc-<n>` for every n of `range`, each with its ready endpoint if asked.
+/// Creates Services `svc-<n>` for every n of `range`, from [`POOL`], each with its ready endpoint.
 async fn create_services(
     client: kube::Client,
     range: Range<usize>,
-    endpoints: Option<Endpoints>,
+    endpoints: Endpoints,
     address: Ipv4Addr,
     node: String,
 ) -> Result<()> {
@@ -298,21 +276,21 @@ async fn create_services(
         .map(|n| {
             let (services, slices, node) = (&services, &slices, &node);
             async move {
-                let name = format!("svc-{n:05}");
+                let name = format!("{PREFIX}-{n}");
                 let mut spec = json!({
                     "type": "LoadBalancer",
                     "allocateLoadBalancerNodePorts": false,
                     "ports": [{"port": 80, "targetPort": 8080}],
                 });
-                if endpoints == Some(Endpoints::Selector) {
+                if endpoints == Endpoints::Selector {
                     spec["selector"] = json!({"app": APP});
                 }
                 let service = json!({
-                    "metadata": {"name": name, "annotations": {"ironlb.io/address-pool": format!("{POOL_PREFIX}-{}", n % POOLS)}},
+                    "metadata": {"name": name, "annotations": {"ironlb.io/address-pool": POOL}},
                     "spec": spec,
                 });
                 create_retrying(services, serde_json::from_value(service)?).await?;
-                if endpoints == Some(Endpoints::Slices) {
+                if endpoints == Endpoints::Slices {
                     let slice = json!({
                         "metadata": {
                             "name": format!("{name}-bench"),
@@ -332,54 +310,6 @@ async fn create_services(
         .await
 }
 
-/// Records an allocation for each Service of `range` in its pool's status, as the operator does:
-/// namespace, name, one free address of the pool, `serving: true` (the speaker reads nothing
-/// else; the operator's informative `node` and `interface` are left out). The entries already
-/// listed stay as they are. One server-side apply per pool, under the bench's own field manager.
-fn record_allocations(lab: &Lab, range: Range<usize>) -> Result<()> {
-    for pool in 0..POOLS {
-        let name = format!("{POOL_PREFIX}-{pool}");
-        let current: serde_json::Value =
-            serde_json::from_str(&lab.kubectl(&["get", "ipaddresspool", &name, "-o", "json"])?.ok()?.stdout)?;
-        let mut allocations = current["status"]["allocations"].as_array().cloned().unwrap_or_default();
-        let listed: BTreeSet<String> =
-            allocations.iter().filter_map(|entry| entry["name"].as_str().map(str::to_owned)).collect();
-        let taken: BTreeSet<String> = allocations
-            .iter()
-            .flat_map(|entry| entry["ips"].as_array().cloned().unwrap_or_default())
-            .filter_map(|ip| ip.as_str().map(str::to_owned))
-            .collect();
-        let mut free = (0..POOL_SIZE)
-            .map(|i| Ipv4Addr::new(10, 64 + pool as u8, (i / 256) as u8, (i % 256) as u8).to_string())
-            .filter(|address| !taken.contains(address));
-        for n in range.clone().filter(|n| n % POOLS == pool) {
-            let service = format!("svc-{n:05}");
-            if listed.contains(&service) {
-                continue;
-            }
-            let address = free.next().with_context(|| format!("pool {name} is full"))?;
-            allocations.push(json!({"namespace": NAMESPACE, "name": service, "ips": [address], "serving": true}));
-        }
-        let status = json!({
-            "apiVersion": "ironlb.io/v1alpha1",
-            "kind": "IPAddressPool",
-            "metadata": {"name": name},
-            "status": {"allocations": allocations},
-        });
-        let apply = [
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=ironlb-bench",
-            "--subresource=status",
-            "-f",
-            "-",
-        ];
-        lab.kubectl_with_input(&apply, &status.to_string())?.ok()?;
-    }
-    Ok(())
-}
-
 /// What [`wait_announced`] saw.
 struct Announcing {
     /// Whether the speakers announced exactly `expected` addresses, twice in a row, in time.
@@ -390,7 +320,8 @@ struct Announcing {
 }
 
 /// Waits until the speakers together announce `expected` IPv4 addresses on two polls in a row
-/// (so a moment of overlap during a take-over is not taken for the end), or until `timeout`.
+/// (so a moment of overlap during a take-over is not taken for the end), or until `timeout` has
+/// passed since `started`.
 fn wait_announced(
     lab: &Lab,
     speakers: &[Speaker],
@@ -446,84 +377,89 @@ fn print(readings: &[Reading], endpoints: Endpoints) {
     println!();
     println!(
         "Each speaker's `VmRSS` {} s after the row's addresses were announced (`VmHWM`, its peak since the \
-         speakers were restarted for this step, in brackets) and the addresses it announces \
-         (`ironlb_speaker_announced_addresses`). LoadBalancer Services of one IPv4 address each, spread over \
-         four pools of 2,560 addresses in `10.64.0.0/12`, announced from every node; endpoints: {}. Growth is \
-         over the row with 0 addresses: the same three processes after their restart. \"Per added address\" \
-         divides the growth since the row above by the addresses added since; the first address also pays for \
-         announcing at all (sockets, receive tasks). Every speaker reads every pool's allocations, announced \
-         by it or not, so the per-address cost is shown for all speakers together and per speaker.",
+         speakers were restarted for this step, in brackets), the IPv4 addresses it announces \
+         (`ironlb_speaker_announced_addresses`) and its growth per announced address: its `VmRSS` over the \
+         row with 0 addresses (the same process after its restart) divided by the addresses it announces \
+         (the goal: at most 1 KiB). The average is over the speakers that announce any. LoadBalancer Services \
+         of one IPv4 address each, from one pool `{POOL_ADDRESSES}` (never sent to), announced from every \
+         node; endpoints: {}. Every speaker keeps the whole allocation record, announced by it or not, so a \
+         speaker's growth follows all the Services while it announces about a third of them; the first \
+         address also pays for announcing at all (sockets, receive tasks). \"Per added address\" divides the \
+         growth since the row above by the addresses added since, per speaker.",
         SETTLE.as_secs(),
         endpoints.describe()
     );
     println!();
     let names: Vec<&str> = baseline.nodes.iter().map(|(name, _, _)| name.as_str()).collect();
     println!(
-        "| announced | {} | sum of VmRSS | growth over 0 | per added address, all speakers | per added address, per speaker |",
-        names.iter().map(|n| format!("{n}: addresses, VmRSS (VmHWM)")).collect::<Vec<_>>().join(" | ")
+        "| announced | {} | sum of VmRSS | growth over 0 | growth per announced address, average | per added address, per speaker |",
+        names
+            .iter()
+            .map(|n| format!("{n}: addresses, VmRSS (VmHWM), growth per address"))
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
     println!("|--:|{}--:|--:|--:|--:|", "--:|".repeat(names.len()));
     let mut previous = baseline;
     for reading in readings {
+        let per_address = reading.growth_per_announced(baseline);
         let per_node: Vec<String> = reading
             .nodes
             .iter()
-            .map(|(_, count, memory)| {
-                format!("{}, {} ({})", thousands(*count), mib(memory.rss_kib), mib(memory.peak_kib))
+            .zip(&per_address)
+            .map(|((_, count, memory), per_address)| {
+                let per_address = per_address.map_or("–".to_owned(), size);
+                format!("{}, {} ({}), {per_address}", thousands(*count), mib(memory.rss_kib), mib(memory.peak_kib))
             })
             .collect();
+        let announcing: Vec<f64> = per_address.into_iter().flatten().collect();
+        let average = (!announcing.is_empty()).then(|| announcing.iter().sum::<f64>() / announcing.len() as f64);
         let added = reading.announced().saturating_sub(previous.announced());
         let (growth, per_added) = if added == 0 {
             ("–".to_owned(), None)
         } else {
             let growth = reading.rss_kib() as f64 - baseline.rss_kib() as f64;
             let per_added = (reading.rss_kib() as f64 - previous.rss_kib() as f64) * 1024.0 / added as f64;
-            (format!("{:+.1} MiB", growth / 1024.0), Some(per_added))
+            (format!("{:+.1} MiB", growth / 1024.0), Some(per_added / reading.nodes.len() as f64))
         };
         println!(
             "| {} | {} | {} | {growth} | {} | {} |",
             thousands(reading.announced()),
             per_node.join(" | "),
             mib(reading.rss_kib()),
+            average.map_or("–".to_owned(), size),
             per_added.map_or("–".to_owned(), size),
-            per_added.map_or("–".to_owned(), |bytes| size(bytes / reading.nodes.len() as f64)),
         );
         previous = reading;
     }
     println!();
     println!(
-        "How the rows were made: Services created {CREATE_PARALLELISM} at a time through the API server. Up to {} \
-         Services a row, the operator allocated and recorded the addresses (\"pool status writes\" are the API \
-         server's counts of server-side applies to pool statuses, and the bytes of all pool patches). A larger \
-         row stops both operator replicas, creates the Services without endpoints and writes the allocations \
-         into the pool statuses itself, {} Services at a time (an apply per pool: namespace, name, address, \
-         `serving: true`, without the operator's informative `node` and `interface`), waiting for each chunk \
-         to be announced and stopping at the first failed speaker Lease renewal, because the lab's operator \
-         does not get there in bounded time. The speakers decide and announce on their own either way.",
-        thousands(BULK as u64),
-        thousands(CHUNK as u64)
+        "How the rows were made: Services created {CREATE_PARALLELISM} at a time through the API server, the \
+         operator running; it allocated every address and recorded it in the pool's IPAllocationSlices, from \
+         which the speakers announce. A row ends when the speakers together announce as many addresses as \
+         there are Services on two polls in a row, or after {} s plus {} ms per Service added. \"Slice writes\" \
+         are the API server's count of requests that wrote IPAllocationSlices during the row (applies of a new \
+         slice and of slice statuses, deletes; the operator is their only writer), \"their bodies\" those \
+         requests' bytes, \"pool status writes\" the applies of the pool's status (its counts and first 50 \
+         entries).",
+        ROW_TIMEOUT.as_secs(),
+        ROW_TIMEOUT_PER_SERVICE.as_millis()
     );
     println!();
     println!(
-        "| row | Services added | addresses recorded by | created in | all announced after | most announced at once | speaker Lease renewals failed | pool status writes | their bodies |"
+        "| row | Services added | created in | all announced after | most announced at once | speaker Lease renewals failed | slice writes | their bodies | pool status writes |"
     );
-    println!("|--:|--:|---|--:|--:|--:|--:|--:|--:|");
+    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for reading in readings {
         let Some(made) = &reading.made else { continue };
         println!(
-            "| {} | {} | {} | {:.1} s | {} | {} | {} | {} | {:.1} MB |",
+            "| {} | {} | {:.1} s | {} | {} | {} | {} | {:.2} MB | {} |",
             thousands(reading.services as u64),
             thousands(made.added as u64),
-            if made.by_bench { "the bench (operators stopped)" } else { "the operator" },
             made.creating.as_secs_f64(),
-            match (made.complete, made.stopped) {
-                (Some(took), _) => format!("{:.1} s", took.as_secs_f64()),
-                (None, Some(stopped)) => format!(
-                    "**stopped after {} Services** (a speaker failed to renew its Lease): {} announced",
-                    thousands(stopped as u64),
-                    thousands(reading.announced())
-                ),
-                (None, None) => format!(
+            match made.complete {
+                Some(took) => format!("{:.1} s", took.as_secs_f64()),
+                None => format!(
                     "**not within {:.0} s**: {} of {} announced",
                     made.timeout.as_secs_f64(),
                     thousands(reading.announced()),
@@ -532,8 +468,9 @@ fn print(readings: &[Reading], endpoints: Endpoints) {
             },
             thousands(made.most),
             thousands(made.lease_failures as u64),
-            thousands(made.writes.applies as u64),
-            made.writes.bytes / 1e6,
+            thousands(made.writes.slices as u64),
+            made.writes.slice_bytes / 1e6,
+            thousands(made.writes.pool_statuses as u64),
         );
     }
     println!();
