@@ -99,7 +99,10 @@ fn helm_install_puts_the_chart_crds_in_place(lab: &Lab) -> Result<()> {
 
     let shipped = chart_crds(lab)?;
     let names: Vec<_> = shipped.iter().filter_map(|c| c.metadata.name.as_deref()).collect();
-    ensure!(names == ["ipaddresspools.ironlb.io", "l2advertisements.ironlb.io"], "the chart ships the CRDs {names:?}");
+    ensure!(
+        names == ["ipaddresspools.ironlb.io", "ipallocationslices.ironlb.io", "l2advertisements.ironlb.io"],
+        "the chart ships the CRDs {names:?}"
+    );
     for file in shipped {
         let name = file.metadata.name.clone().unwrap_or_default();
         let served = block_on(async {
@@ -536,11 +539,13 @@ fn speaker_cluster_role_writes_nothing_but_events(lab: &Lab) -> Result<()> {
         "discovery.k8s.io/endpointslices",
         "events.k8s.io/events",
         "ironlb.io/ipaddresspools",
+        "ironlb.io/ipallocationslices",
         "ironlb.io/l2advertisements",
     ];
     ensure!(resources == expected, "the speaker ClusterRole covers {resources:?}, not {expected:?}");
     for (group, resource, verb) in [
         ("ironlb.io", "ipaddresspools", "watch"),
+        ("ironlb.io", "ipallocationslices", "watch"),
         ("ironlb.io", "l2advertisements", "watch"),
         ("", "nodes", "watch"),
         ("discovery.k8s.io", "endpointslices", "watch"),

@@ -316,6 +316,18 @@ impl Record {
         }
     }
 
+    /// A write succeeded at `now`: the API server answers again, so slices backing off after
+    /// failures are tried at once rather than after the rest of their back-off (which grows to
+    /// [`MAX_BACKOFF`] during an outage and would otherwise delay the record past its end).
+    pub(crate) fn api_answers(&mut self, now: Instant) {
+        for slice in self.pools.values_mut().flat_map(|pools| pools.slices.values_mut()) {
+            if slice.failures > 0 && !slice.in_flight {
+                slice.failures = 0;
+                slice.not_before = Some(now);
+            }
+        }
+    }
+
     /// Where `pool`'s record is, for its status: `listed_here` of them are in the status itself.
     pub(crate) fn summary(&self, pool: &str, listed_here: usize) -> AllocationRecord {
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);

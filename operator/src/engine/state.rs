@@ -304,6 +304,12 @@ impl EngineState {
         if !matches!(done, WriteDone::Retry { .. }) {
             self.strain.observe(done.error(), took, now);
         }
+        if let Some(leading) = &mut self.leading
+            && !matches!(done, WriteDone::Retry { .. })
+            && done.error().is_none()
+        {
+            leading.record.api_answers(now);
+        }
         let mut effects = Vec::new();
         let Some(leading) = &mut self.leading else { return effects };
         match done {

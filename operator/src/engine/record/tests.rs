@@ -189,6 +189,9 @@ fn a_failing_api_server_gets_fewer_writes_not_more() {
         at = next;
     }
     assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+    // Another write gets through: the API server is back, the slice is not left waiting.
+    record.api_answers(at - Duration::from_secs(29));
+    assert_eq!(record.next_due(), Some(at - Duration::from_secs(29)));
     // Recovered: the slice is written, and counted as created.
     let writes = record.due(at, usize::MAX, Duration::ZERO);
     assert!(matches!(&writes[..], [SliceWrite::Apply { create: true, .. }]));
