@@ -30,19 +30,25 @@ pub async fn create_load_balancer_services(
     count: usize,
     parallel: usize,
 ) -> anyhow::Result<()> {
+    for_each_parallel(count, parallel, |n| async move {
+        let svc = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{prefix}-{n}")},
+            "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]},
+        }))?;
+        api.create(&kube::api::PostParams::default(), &svc).await?;
+        anyhow::Ok(())
+    })
+    .await
+}
+
+/// Runs `step(n)` for every `n` in `0..count`, `parallel` at a time; the first error ends it.
+async fn for_each_parallel<F, Fut>(count: usize, parallel: usize, step: F) -> anyhow::Result<()>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     use futures::{StreamExt, TryStreamExt};
-    futures::stream::iter(0..count)
-        .map(|n| async move {
-            let svc = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": format!("{prefix}-{n}")},
-                "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]},
-            }))?;
-            api.create(&kube::api::PostParams::default(), &svc).await?;
-            anyhow::Ok(())
-        })
-        .buffer_unordered(parallel)
-        .try_collect()
-        .await
+    futures::stream::iter(0..count).map(step).buffer_unordered(parallel).try_collect().await
 }
 
 /// Gives each of the Services `<prefix>-0` … `<prefix>-<count - 1>` (as
@@ -60,26 +66,22 @@ pub async fn create_endpoint_slices(
     endpoints: &[(std::net::Ipv4Addr, String)],
     parallel: usize,
 ) -> anyhow::Result<()> {
-    use futures::{StreamExt, TryStreamExt};
     anyhow::ensure!(!endpoints.is_empty(), "no endpoint to give the Services");
-    futures::stream::iter(0..count)
-        .map(|n| async move {
-            let (address, node) = &endpoints[n % endpoints.len()];
-            let service = format!("{prefix}-{n}");
-            let slice = serde_json::from_value(serde_json::json!({
-                "metadata": {
-                    "name": format!("{service}-e2e"),
-                    "labels": {"kubernetes.io/service-name": service, "endpointslice.kubernetes.io/managed-by": "ironlb-e2e"},
-                },
-                "addressType": "IPv4",
-                "ports": [{"port": 80, "protocol": "TCP"}],
-                "endpoints": [{"addresses": [address.to_string()], "nodeName": node, "conditions": {"ready": true}}],
-            }))?;
-            create_retrying(api, slice).await
-        })
-        .buffer_unordered(parallel)
-        .try_collect()
-        .await
+    for_each_parallel(count, parallel, |n| async move {
+        let (address, node) = &endpoints[n % endpoints.len()];
+        let service = format!("{prefix}-{n}");
+        let slice = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("{service}-e2e"),
+                "labels": {"kubernetes.io/service-name": service, "endpointslice.kubernetes.io/managed-by": "ironlb-e2e"},
+            },
+            "addressType": "IPv4",
+            "ports": [{"port": 80, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [address.to_string()], "nodeName": node, "conditions": {"ready": true}}],
+        }))?;
+        create_retrying(api, slice).await
+    })
+    .await
 }
 
 /// Deletes the Services `<prefix>-0` … `<prefix>-<count - 1>` through `api`, `parallel` at a
@@ -91,18 +93,14 @@ pub async fn delete_load_balancer_services(
     count: usize,
     parallel: usize,
 ) -> anyhow::Result<()> {
-    use futures::{StreamExt, TryStreamExt};
-    futures::stream::iter(0..count)
-        .map(|n| async move {
-            match api.delete(&format!("{prefix}-{n}"), &kube::api::DeleteParams::default()).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-                Err(error) => Err(anyhow::Error::from(error)),
-            }
-        })
-        .buffer_unordered(parallel)
-        .try_collect()
-        .await
+    for_each_parallel(count, parallel, |n| async move {
+        match api.delete(&format!("{prefix}-{n}"), &kube::api::DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(error) => Err(anyhow::Error::from(error)),
+        }
+    })
+    .await
 }
 
 /// Creates `object` through `api`, retrying (up to 5 times, backing off) what a busy API server

@@ -111,7 +111,7 @@ struct Leading {
     /// The live speakers of an older release, which read only the pool status's list: while
     /// there is one, the pool status lists every allocation it can hold, as that release did.
     slice_unaware: Vec<String>,
-    /// Whether the last decision was made while the API server was strained.
+    /// Whether the API server was strained when decisions were last considered.
     strained: bool,
 }
 
@@ -533,6 +533,13 @@ impl EngineState {
     /// interval has passed, and marks the pools whose listing changed.
     fn decide_announcers(&mut self, now: Instant) {
         let Some(leading) = &mut self.leading else { return };
+        let strained = self.strain.is_strained(now);
+        if leading.strained && !strained {
+            // The strain is over: Leases judged meanwhile are judged again from what is seen now,
+            // whether or not anything else changed.
+            leading.announcers.invalidate();
+        }
+        leading.strained = strained;
         if !self.inputs.synced().all() || !leading.announcers.is_due(now) {
             return;
         }
@@ -549,12 +556,6 @@ impl EngineState {
         let is_local = |key: &ServiceKey| {
             services.get(&ObjectRef::new(&key.name).within(&key.namespace)).is_some_and(|svc| service::is_local(&svc))
         };
-        let strained = self.strain.is_strained(now);
-        if leading.strained && !strained {
-            // Leases judged while strained are judged again from what is seen now.
-            leading.announcers.invalidate();
-        }
-        leading.strained = strained;
         let reports = leading.announcers.decide(&leading.allocator, inputs, is_local, &self.inputs, now, strained);
         let metrics = &self.context.metrics;
         let (mut changed, mut moved) = (0usize, 0usize);
