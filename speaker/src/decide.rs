@@ -47,6 +47,9 @@ pub struct ClusterView {
     pools: BTreeMap<String, PoolRecord>,
     /// By slice name.
     slices: BTreeMap<String, SliceRecord>,
+    /// Every address a slice records as found in use: the union of the slices' `in_use`, kept
+    /// so that [`Self::is_fresh`] costs one lookup, not one per slice.
+    recorded_in_use: BTreeSet<IpAddr>,
     /// The peers' Leases, the L2Advertisements and the endpoints of the `Local` Services (only
     /// those are watched, one watch per Service).
     pub inputs: AnnouncerInputs,
@@ -112,6 +115,7 @@ impl ClusterView {
         Self {
             pools: BTreeMap::new(),
             slices: BTreeMap::new(),
+            recorded_in_use: BTreeSet::new(),
             inputs: AnnouncerInputs::new(EndpointScope::PerService),
             fresh: BTreeSet::new(),
             node: node.to_owned(),
@@ -173,7 +177,14 @@ impl ClusterView {
         for announced in elsewhere {
             self.fresh.remove(&announced);
         }
-        self.slices.insert(name, record.clone()) != Some(record)
+        let changed = self.slices.insert(name, record.clone()) != Some(record);
+        self.gather_in_use();
+        changed
+    }
+
+    /// Gathers the slices' addresses found in use (few: they are rare on a LAN).
+    fn gather_in_use(&mut self) {
+        self.recorded_in_use = self.slices.values().flat_map(|slice| slice.in_use.iter().copied()).collect();
     }
 
     /// Forgets a deleted slice.
@@ -182,12 +193,14 @@ impl ClusterView {
         for gone in addresses_of(&record) {
             self.fresh.remove(&gone);
         }
+        self.gather_in_use();
         true
     }
 
     /// Forgets every slice: a relist follows, and what it shows is not new.
     pub fn clear_slices(&mut self) {
         self.slices.clear();
+        self.recorded_in_use.clear();
         self.slices_listed = false;
     }
 
@@ -223,7 +236,7 @@ impl ClusterView {
     /// the record records, by another), or the record says a speaker found it in use (whichever
     /// node that was, and however long ago this one started).
     pub fn is_fresh(&self, address: IpAddr) -> bool {
-        self.fresh.contains(&address) || self.slices.values().any(|slice| slice.in_use.contains(&address))
+        self.fresh.contains(&address) || self.recorded_in_use.contains(&address)
     }
 
     /// `address` has been announced (after its probe): it is no longer new.
