@@ -15,6 +15,9 @@
 //! * kubelet: a Pod bound to a lab node is reported Running with the node's own addresses as its
 //!   IPs (like a hostNetwork Pod: the node's HTTP server on port 8080 is what answers), Ready
 //!   unless annotated `lab.ironlb.io/ready: "false"`; a Pod being deleted is finalized at once.
+//!   Like the kubelet's status manager it also re-checks every Pod every 10 s, not only on watch
+//!   events: after a control-plane outage the node lifecycle controller marks the Pods of nodes
+//!   whose heartbeat it missed NotReady, and a real kubelet puts its own status back.
 //!
 //! Pods of the ironlb chart itself (`app.kubernetes.io/name=ironlb`) are left alone: the lab runs
 //! those binaries out of cluster, each with its chart ServiceAccount.
@@ -59,6 +62,9 @@ const IGNORED_LABEL: (&str, &str) = ("app.kubernetes.io/name", "ironlb");
 /// The taints the node lifecycle controller puts on Nodes whose kubelet does not report.
 const LIFECYCLE_TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
 /// The Pod conditions this program owns; others (readiness gates, DisruptionTarget) are kept.
+/// How often every Pod's status is compared with what it should be, as the kubelet's status
+/// manager does (its `syncPeriod`), whether or not a watch event arrived.
+const STATUS_SYNC: Duration = Duration::from_secs(10);
 const POD_CONDITIONS: [&str; 4] = ["PodScheduled", "Initialized", "ContainersReady", "Ready"];
 
 /// Flags of ironlb-lab-kubelet. The API server comes from KUBECONFIG.
@@ -279,8 +285,13 @@ impl Kubelet {
             watcher(Api::<Pod>::all(self.client.clone()), config).default_backoff().reflect(pod_writer).boxed();
         // Nothing is decided before both caches hold a full list: a node choice needs every Pod.
         let (mut nodes_synced, mut pods_synced) = (false, false);
+        let mut resync = tokio::time::interval(STATUS_SYNC);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = resync.tick(), if nodes_synced && pods_synced => {
+                    self.handle_all(&pod_store, &node_store).await;
+                }
                 Some(event) = node_events.next() => match event {
                     Ok(watcher::Event::InitDone) => {
                         let first = !nodes_synced;
